@@ -1,0 +1,413 @@
+"""Weight matrices of any parameter pytree, their singular values, and rank measures.
+
+Pure JAX: every function works under ``jax.jit`` and under ``jax.vmap`` over a leading
+members axis (a sweep of models). Parameters may be Flax linen ``params`` dicts, Flax NNX
+states, equinox-style dataclass pytrees or plain nested dicts.
+
+Conventions (DESIGN.md §1):
+
+* A *path* is the pytree key path joined by ``/``, e.g. ``"layer1_0/conv1/kernel"``.
+  A trailing NNX ``.value`` is dropped.
+* Flax layout (leaf named ``kernel``): inputs first, outputs last. A dense kernel
+  ``(in, out)`` is the matrix ``(out, in)``; a convolution kernel ``(kh, kw, c_in, c_out)``
+  is ``(c_out, kh·kw·c_in)``, one row per vectorized filter, as in the paper. Multi-head
+  attention kernels (``DenseGeneral``) are the 2-D matrix of their linear map:
+  query/key/value ``(d, heads, head_dim)`` → ``(heads·head_dim, d)``, the output
+  projection ``(heads, head_dim, d)`` → ``(d, heads·head_dim)``.
+* PyTorch / equinox layout (leaf named ``weight``): outputs first. ``(out, in)`` stays,
+  a convolution ``(c_out, c_in, kh, kw)`` becomes ``(c_out, c_in·kh·kw)``.
+* Not weight matrices: 1-D leaves (biases, normalization scales and offsets), embedding
+  tables, position embeddings and class tokens.
+
+Effective rank as the paper measures it: the number of singular values of ``M/‖M‖₂``
+greater than ε (ε = 1e-3 by default). The authors' PyTorch code instead divides by the
+Frobenius norm and counts with an absolute tolerance (``normalization="frobenius"``), and
+leaves out the classifier and the 1×1 shortcut convolutions (``preset="authors"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+PAPER_EPSILON = 1e-3
+
+# Leaf names that hold a weight matrix, and the side their output axis is on.
+_FLAX_KERNEL_NAMES = ("kernel",)  # (in..., out)
+_TORCH_KERNEL_NAMES = ("weight", "w")  # (out, in...)
+
+# Path components that mark parameters that are not weight matrices even when 2-D:
+# embedding tables, position embeddings, class tokens. Patch embeddings are convolutions
+# (a linear map applied to every patch) and stay weight matrices.
+_NOT_MATRIX_COMPONENT = re.compile(
+    r"^(embedding|embeddings|embed|tok_?embed(ding)?s?|token_?embed(ding)?s?|wte|wpe|"
+    r"pos_?embed(ding)?s?|position_?embed(ding)?s?|posemb\w*|cls|cls_token|class_token)$",
+    re.IGNORECASE,
+)
+# Attention projections: in-projections map one input axis to (heads, head_dim);
+# the output projection maps (heads, head_dim) to one output axis.
+_ATTENTION_IN = re.compile(r"^(query|key|value|qkv|q_proj|k_proj|v_proj)$", re.IGNORECASE)
+_ATTENTION_OUT = re.compile(r"^(out|out_proj|o_proj)$", re.IGNORECASE)
+
+# The authors' selection: no classifier, no 1×1 (shortcut) convolutions.
+_CLASSIFIER_COMPONENT = re.compile(r"^(classifier|head|logits|fc|output_layer)$", re.IGNORECASE)
+
+PRESETS = ("paper", "authors")
+NORMALIZATIONS = ("spectral", "frobenius")
+MEASURES = ("threshold_rank", "numerical_rank", "stable_rank", "entropy_rank")
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def _key_name(key: Any) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def path_str(key_path: Sequence[Any]) -> str:
+    """Joins a JAX key path into ``a/b/c``, dropping a trailing NNX ``value``."""
+    names = [_key_name(k) for k in key_path]
+    nnx_value = isinstance(key_path[-1], jax.tree_util.GetAttrKey) if key_path else False
+    if len(names) > 1 and nnx_value and names[-1] in ("value", "raw_value"):
+        names = names[:-1]
+    return "/".join(names)
+
+
+def leaves_with_paths(tree: Any) -> list[tuple[str, Any]]:
+    """All array leaves of ``tree`` as ``(path, leaf)``, in pytree order."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [(path_str(kp), leaf) for kp, leaf in flat if hasattr(leaf, "shape")]
+
+
+# --------------------------------------------------------------------- matrix views
+
+
+def _input_axes(components: list[str], ndim: int) -> int:
+    """Number of leading kernel axes that are inputs (Flax layout)."""
+    parent = components[-2] if len(components) > 1 else ""
+    if ndim == 3 and _ATTENTION_IN.match(parent):
+        return 1
+    if ndim == 3 and _ATTENTION_OUT.match(parent):
+        return 2
+    return ndim - 1
+
+
+def matrix_view(path: str, leaf: Array) -> Array | None:
+    """The 2-D ``(out, in)`` matrix of a weight leaf, or ``None`` if it is not one.
+
+    Args:
+      path: the leaf's ``/``-joined path; its last component decides the layout.
+      leaf: the parameter array (one member; under ``vmap`` the members axis is implicit).
+    """
+    components = path.split("/")
+    name = components[-1]
+    if leaf.ndim < 2 or any(_NOT_MATRIX_COMPONENT.match(c) for c in components):
+        return None
+    if name in _FLAX_KERNEL_NAMES:
+        n_in = _input_axes(components, leaf.ndim)
+        n_rows = math.prod(leaf.shape[:n_in])
+        return jnp.reshape(leaf, (n_rows, -1)).T
+    if name in _TORCH_KERNEL_NAMES:
+        return jnp.reshape(leaf, (leaf.shape[0], -1))
+    return None
+
+
+def _is_one_by_one_conv(path: str, leaf: Array) -> bool:
+    name = path.split("/")[-1]
+    if leaf.ndim < 3:
+        return False
+    spatial = leaf.shape[:-2] if name in _FLAX_KERNEL_NAMES else leaf.shape[2:]
+    return all(s == 1 for s in spatial)
+
+
+def _is_classifier(path: str) -> bool:
+    return any(_CLASSIFIER_COMPONENT.match(c) for c in path.split("/")[:-1])
+
+
+def _compile(patterns: str | Iterable[str] | None) -> list[re.Pattern[str]]:
+    if patterns is None:
+        return []
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return [re.compile(p) for p in patterns]
+
+
+def weight_matrices(
+    params: Any,
+    *,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    preset: str = "paper",
+) -> dict[str, Array]:
+    """Selects the weight matrices of a parameter pytree, as 2-D ``(out, in)`` arrays.
+
+    Args:
+      params: any pytree of arrays (pass a Flax ``variables["params"]``).
+      include: regular expressions (``re.search`` on the path); if given, only matching
+        weight matrices are kept. A matching leaf that the default rules do not call a
+        weight matrix is kept too when it has ≥ 2 dimensions (read as outputs-last).
+      exclude: regular expressions; matching paths are dropped.
+      preset: ``"paper"`` (every weight matrix, classifier and 1×1 shortcuts included) or
+        ``"authors"`` (the authors' PyTorch selection: no classifier, no 1×1 convolutions).
+
+    Returns:
+      ``{path: matrix}`` in pytree order.
+
+    Raises:
+      ValueError: unknown preset, or no weight matrix selected (the message lists what
+        was searched).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"rank: unknown preset {preset!r}; choose one of {PRESETS}.")
+    includes, excludes = _compile(include), _compile(exclude)
+    leaves = leaves_with_paths(params)
+    selected: dict[str, Array] = {}
+    for path, leaf in leaves:
+        matrix = matrix_view(path, leaf)
+        forced = any(p.search(path) for p in includes)
+        if matrix is None and forced and leaf.ndim >= 2:
+            matrix = jnp.reshape(leaf, (-1, leaf.shape[-1])).T
+        if matrix is None:
+            continue
+        if includes and not forced:
+            continue
+        if any(p.search(path) for p in excludes):
+            continue
+        if preset == "authors" and (_is_classifier(path) or _is_one_by_one_conv(path, leaf)):
+            continue
+        selected[path] = matrix
+    if not selected:
+        shown = ", ".join(f"{p}{tuple(leaf.shape)}" for p, leaf in leaves[:20])
+        more = f" (and {len(leaves) - 20} more)" if len(leaves) > 20 else ""
+        raise ValueError(
+            "rank: no weight matrix found. Searched "
+            f"{len(leaves)} leaves: [{shown}{more}] for ≥2-D leaves named "
+            f"{_FLAX_KERNEL_NAMES + _TORCH_KERNEL_NAMES} (preset={preset!r}, "
+            f"include={include!r}, exclude={exclude!r}). Pass the parameters (e.g. "
+            "variables['params']), or select leaves with include=[regex]."
+        )
+    return selected
+
+
+# ------------------------------------------------------------------ singular values
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Spectra:
+    """Singular values of selected weight matrices.
+
+    Attributes:
+      values: ``{path: σ}``, each sorted in descending order, length ``min(out, in)``.
+      nonfinite: ``{path: bool}``, True where the matrix held NaN or Inf (its σ are then
+        NaN: the SVD is never run on such input, so it cannot hang).
+      shapes: ``{path: (out, in)}``, static.
+    """
+
+    values: dict[str, Array]
+    nonfinite: dict[str, Array]
+    shapes: dict[str, tuple[int, int]] = dataclasses.field(metadata={"static": True})
+
+
+def _group_by_shape(matrices: Mapping[str, Array]) -> dict[tuple[int, ...], list[str]]:
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for path, m in matrices.items():
+        groups.setdefault(tuple(m.shape), []).append(path)
+    return groups
+
+
+def _svdvals_stack(stack: Array, method: str) -> Array:
+    """σ of a stack ``(n, rows, cols)`` in descending order, one batched call."""
+    if method == "svd":
+        return jnp.linalg.svd(stack, compute_uv=False)
+    if method == "gram":
+        # Eigenvalues of the smaller Gram matrix. Squaring halves the usable precision,
+        # so compute it in float64 (requires jax_enable_x64).
+        if jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64:
+            raise ValueError(
+                "rank: method='gram' needs float64; enable it with "
+                "jax.config.update('jax_enable_x64', True) (or `with jax.enable_x64(True):`) "
+                "or use method='svd'."
+            )
+        m = stack.astype(jnp.float64)
+        if m.shape[-2] > m.shape[-1]:
+            m = jnp.swapaxes(m, -1, -2)
+        gram = m @ jnp.swapaxes(m, -1, -2)
+        eig = jnp.linalg.eigvalsh(gram)[..., ::-1]
+        return jnp.sqrt(jnp.maximum(eig, 0.0)).astype(stack.dtype)
+    raise ValueError(f"rank: unknown method {method!r}; choose 'svd' or 'gram'.")
+
+
+def spectra_of(matrices: Mapping[str, Array], *, method: str = "svd") -> Spectra:
+    """Singular values of given 2-D matrices, grouped by shape (one call per shape)."""
+    values: dict[str, Array] = {}
+    nonfinite: dict[str, Array] = {}
+    previous: Array | None = None
+    for paths in _group_by_shape(matrices).values():
+        stack = jnp.stack([matrices[p] for p in paths])
+        if previous is not None:
+            # Make each group's decomposition wait for the previous one. XLA's CPU runtime
+            # runs independent ops concurrently, and jaxlib's batched LAPACK kernels
+            # (svd, eigh) each block a pool thread while waiting for work they queued on
+            # the same pool: two at once on a 2-thread pool deadlock (seen with jaxlib
+            # 0.10.2; see benchmarks/bench_rank.py). An optimization barrier does not
+            # survive compilation, so add a real data dependency: σ ≥ 0, so fmin(min σ, 0)
+            # is 0 (NaN-proof), but the compiler cannot know that and must wait for it.
+            stack = stack + jnp.fmin(jnp.min(previous), 0).astype(stack.dtype)
+        bad = ~jnp.all(jnp.isfinite(stack), axis=(-2, -1))
+        # Non-finite input can make LAPACK loop for a long time: decompose zeros instead
+        # and report NaN below.
+        safe = jnp.where(bad[:, None, None], jnp.zeros_like(stack), stack)
+        sv = _svdvals_stack(safe, method)
+        previous = sv
+        sv = jnp.where(bad[:, None], jnp.nan, sv)
+        for i, p in enumerate(paths):
+            values[p] = sv[i]
+            nonfinite[p] = bad[i]
+    order = list(matrices)
+    return Spectra(
+        values={p: values[p] for p in order},
+        nonfinite={p: nonfinite[p] for p in order},
+        shapes={p: tuple(matrices[p].shape) for p in order},
+    )
+
+
+def spectra(params: Any, *, method: str = "svd", **selection: Any) -> Spectra:
+    """Singular values of every selected weight matrix of ``params``.
+
+    Args:
+      params: a parameter pytree.
+      method: ``"svd"`` (``jnp.linalg.svd`` without U and V, the default) or ``"gram"``
+        (eigenvalues of the smaller Gram matrix in float64; needs x64).
+      **selection: ``include``, ``exclude``, ``preset`` as in :func:`weight_matrices`.
+    """
+    return spectra_of(weight_matrices(params, **selection), method=method)
+
+
+# ------------------------------------------------------------------------- measures
+
+
+def threshold_rank(
+    sv: Array, epsilons: Sequence[float] | float = PAPER_EPSILON, normalization: str = "spectral"
+) -> Array:
+    """Number of singular values above ε after normalizing the matrix.
+
+    ``"spectral"``: σ_i/σ_max > ε (the paper). ``"frobenius"``: σ_i/‖M‖_F > ε, the
+    authors' code (rank of ``M/‖M‖_F`` with absolute tolerance ε). An all-zero matrix has
+    rank 0. Returns float32 of shape ``(len(epsilons),)`` (NaN if σ holds NaN).
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"rank: unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}."
+        )
+    eps = jnp.atleast_1d(jnp.asarray(epsilons, dtype=sv.dtype))
+    scale = jnp.max(sv) if normalization == "spectral" else jnp.sqrt(jnp.sum(sv**2))
+    # Comparing σ > ε·scale avoids 0/0 for a zero matrix (0 > 0 is False: rank 0).
+    counts = jnp.sum(sv[None, :] > eps[:, None] * scale, axis=-1).astype(jnp.float32)
+    return jnp.where(jnp.any(jnp.isnan(sv)), jnp.nan, counts)
+
+
+def numerical_rank(sv: Array, shape: tuple[int, int]) -> Array:
+    """Rank with NumPy's default tolerance ``σ_max · max(shape) · eps(dtype)``."""
+    tol = jnp.max(sv) * max(shape) * jnp.finfo(sv.dtype).eps
+    count = jnp.sum(sv > tol).astype(jnp.float32)
+    return jnp.where(jnp.any(jnp.isnan(sv)), jnp.nan, count)
+
+
+def stable_rank(sv: Array) -> Array:
+    """``‖M‖_F² / ‖M‖₂²``; 0 for an all-zero matrix."""
+    top = jnp.max(sv)
+    safe_top = jnp.where(top > 0, top, 1.0)
+    return jnp.where(top > 0, jnp.sum(sv**2) / safe_top**2, 0.0).astype(jnp.float32)
+
+
+def entropy_rank(sv: Array) -> Array:
+    """Roy & Vetterli's effective rank ``exp(H(p))``, ``p = σ/Σσ``; 0 for a zero matrix."""
+    total = jnp.sum(sv)
+    p = sv / jnp.where(total > 0, total, 1.0)
+    plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)
+    return jnp.where(total > 0, jnp.exp(-jnp.sum(plogp)), 0.0).astype(jnp.float32)
+
+
+def measures(
+    spec: Spectra,
+    epsilons: Sequence[float] | float = PAPER_EPSILON,
+    normalization: str = "spectral",
+) -> dict[str, Any]:
+    """All rank measures, per layer and averaged over layers.
+
+    Args:
+      spec: singular values from :func:`spectra`.
+      epsilons: one or several thresholds ε (the paper: 1e-3).
+      normalization: ``"spectral"`` (paper) or ``"frobenius"`` (authors' code) for the
+        threshold rank.
+
+    Returns:
+      ``{"per_layer": {measure: {path: value}}, "average": {measure: value},
+      "nonfinite": {path: bool}, "any_nonfinite": bool}``. ``threshold_rank`` values have
+      a trailing axis over ``epsilons``; the other measures are scalars. Averages are
+      means over layers (NaN if any layer is NaN).
+    """
+    per_layer: dict[str, dict[str, Array]] = {m: {} for m in MEASURES}
+    for path, sv in spec.values.items():
+        per_layer["threshold_rank"][path] = threshold_rank(sv, epsilons, normalization)
+        per_layer["numerical_rank"][path] = numerical_rank(sv, spec.shapes[path])
+        nan = jnp.any(jnp.isnan(sv))
+        per_layer["stable_rank"][path] = jnp.where(nan, jnp.nan, stable_rank(sv))
+        per_layer["entropy_rank"][path] = jnp.where(nan, jnp.nan, entropy_rank(sv))
+    average = {m: jnp.mean(jnp.stack(list(per_layer[m].values())), axis=0) for m in MEASURES}
+    flags = jnp.stack(list(spec.nonfinite.values()))
+    return {
+        "per_layer": per_layer,
+        "average": average,
+        "nonfinite": dict(spec.nonfinite),
+        "any_nonfinite": jnp.any(flags),
+    }
+
+
+def rank_report(
+    params: Any,
+    epsilons: Sequence[float] | float = PAPER_EPSILON,
+    *,
+    normalization: str = "spectral",
+    method: str = "svd",
+    **selection: Any,
+) -> dict[str, Any]:
+    """Spectra and all rank measures of a parameter pytree in one call.
+
+    Same as ``measures(spectra(params, ...), ...)`` plus ``"singular_values"``.
+    """
+    spec = spectra(params, method=method, **selection)
+    out = measures(spec, epsilons, normalization)
+    out["singular_values"] = dict(spec.values)
+    return out
+
+
+def average_rank(
+    params: Any,
+    epsilon: float = PAPER_EPSILON,
+    *,
+    normalization: str = "spectral",
+    **selection: Any,
+) -> Array:
+    """The paper's headline number: mean over weight matrices of the threshold rank."""
+    spec = spectra(params, **selection)
+    ranks = [threshold_rank(sv, epsilon, normalization)[0] for sv in spec.values.values()]
+    return jnp.mean(jnp.stack(ranks))
+
+
+def to_numpy(tree: Any) -> Any:
+    """Host copy of a (nested) result, for logging."""
+    return jax.tree_util.tree_map(np.asarray, tree)
