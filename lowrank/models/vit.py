@@ -104,10 +104,11 @@ class ViT(nn.Module):
             )
         if self.pooling not in POOLINGS:
             raise ValueError(f"model.pooling={self.pooling!r}; choose one of {POOLINGS}.")
-        x = nn.Conv(
-            self.width, (p, p), strides=(p, p), padding="VALID", use_bias=self.use_bias,
-            name="patch_embed",
-        )(x)  # fmt: skip
+        # A Dense map applied to every non-overlapping p×p patch.
+        embed = nn.Conv(
+            self.width, (p, p), (p, p), "VALID", use_bias=self.use_bias, name="patch_embed"
+        )
+        x = embed(x)
         x = x.reshape(x.shape[0], -1, self.width)
         if self.pooling == "cls":
             cls = self.param("cls", nn.initializers.zeros, (1, 1, self.width))
