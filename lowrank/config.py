@@ -1,0 +1,203 @@
+"""The run config: its default fields, and validation before anything compiles.
+
+A run config is an ``ml_collections.ConfigDict`` with the sections ``model``, ``data``,
+``augment``, ``optim``, ``train``, ``sweep`` and ``rank``. Config files in ``configs/``
+start from :func:`base_config` and change what they need.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import ml_collections
+
+from lowrank import augment, data, models, optim, rank
+
+PRECISIONS = ("default", "high", "highest")
+
+
+class ConfigError(ValueError):
+    """A config field holds a value that is not allowed; the message lists every such field."""
+
+
+def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
+    """All fields with the paper's defaults; ``model`` picks the model family."""
+    c = ml_collections.ConfigDict()
+    c.model = models.default_model_config(model)
+    c.data = data.default_data_config()
+    c.augment = augment.default_augment_config()
+    c.optim = optim.default_optim_config()
+
+    c.train = ml_collections.ConfigDict()
+    c.train.epochs = 500  # paper: 500 (ViT 200)
+    c.train.eval_batch_size = 1000  # examples per evaluation step (memory, not results)
+    c.train.eval_train = True  # also evaluate the training split each epoch (eval mode)
+    # Matrix-multiply precision (jax.default_matmul_precision): "default" lets GPUs use
+    # TF32; "highest" forces full float32.
+    c.train.precision = "default"
+
+    # The members of the sweep: the Cartesian product of these lists. Batch sizes split
+    # the sweep into compile groups, run one after another; all other values are traced.
+    c.sweep = ml_collections.ConfigDict()
+    c.sweep.seeds = (0,)  # initialization, shuffling, augmentation and dropout seeds
+    c.sweep.learning_rates = (0.1,)  # μ
+    c.sweep.weight_decays = (5e-4,)  # λ, the paper's (PyTorch weight_decay = 2λ)
+    c.sweep.momenta = (0.0,)  # β (paper: 0 unless stated)
+    c.sweep.batch_sizes = (16,)  # B
+
+    c.rank = ml_collections.ConfigDict()
+    c.rank.epsilons = (1e-3, 1e-2, 1e-1)  # thresholds ε; the paper's figures use 1e-3
+    c.rank.normalization = "spectral"  # "spectral": σ/σ_max (paper) | "frobenius" (authors)
+    c.rank.preset = "paper"  # "paper": all weight matrices | "authors": no classifier/1×1
+    c.rank.include = ()  # regexes on parameter paths: keep only matching matrices
+    c.rank.exclude = ()  # regexes on parameter paths: drop matching matrices
+    c.rank.every = 1  # compute ranks, norms and bounds every this many epochs
+    c.rank.spectra_every = 10  # save all singular values every this many epochs (0: last)
+    c.rank.method = "svd"  # "svd" (float32 SVD) | "gram" (float64 eigenvalues; needs x64)
+    return c
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _grid(errors: list[str], config: ml_collections.ConfigDict, field: str) -> Sequence:
+    values = config.sweep.get(field)
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, (tuple, list)) or not values:
+        errors.append(
+            f"sweep.{field}={values!r}: must be a non-empty list, e.g. "
+            f"--config.sweep.{field}='(0.1,)'."
+        )
+        return ()
+    return values
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Refuses a bad config before anything loads or compiles.
+
+    Raises:
+      ConfigError: listing each bad field with its value and what is allowed.
+    """
+    errors: list[str] = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    for section in ("model", "data", "augment", "optim", "train", "sweep", "rank"):
+        if section not in config:
+            errors.append(f"config.{section} is missing; start from lowrank.config.base_config().")
+    if errors:
+        raise ConfigError("bad config:\n  " + "\n  ".join(errors))
+
+    for validator in (
+        lambda: models.validate_model_config(
+            config.model, data.NUM_CLASSES.get(config.data.name, 10)
+        ),
+        lambda: data.validate_data_config(config.data),
+        lambda: augment.validate_augment_config(config.augment),
+    ):
+        try:
+            validator()
+        except ValueError as e:
+            errors.append(str(e))
+
+    o = config.optim
+    check(
+        o.schedule in optim.SCHEDULES,
+        f"optim.schedule={o.schedule!r}: choose one of {optim.SCHEDULES}.",
+    )
+    check(
+        all(isinstance(m, int) and m > 0 for m in o.milestones)
+        and list(o.milestones) == sorted(set(o.milestones)),
+        f"optim.milestones={tuple(o.milestones)!r}: must be increasing positive epochs.",
+    )
+    check(_is_number(o.factor) and o.factor > 0, f"optim.factor={o.factor!r}: must be > 0.")
+    check(
+        o.decay_mask in optim.DECAY_MASKS,
+        f"optim.decay_mask={o.decay_mask!r}: choose one of {optim.DECAY_MASKS}.",
+    )
+    check(isinstance(o.decoupled, bool), f"optim.decoupled={o.decoupled!r}: must be True or False.")
+
+    t = config.train
+    check(
+        isinstance(t.epochs, int) and t.epochs >= 1,
+        f"train.epochs={t.epochs!r}: must be an integer ≥ 1.",
+    )
+    check(
+        isinstance(t.eval_batch_size, int) and t.eval_batch_size >= 1,
+        f"train.eval_batch_size={t.eval_batch_size!r}: must be an integer ≥ 1.",
+    )
+    check(
+        t.precision in PRECISIONS, f"train.precision={t.precision!r}: choose one of {PRECISIONS}."
+    )
+
+    seeds = _grid(errors, config, "seeds")
+    lrs = _grid(errors, config, "learning_rates")
+    wds = _grid(errors, config, "weight_decays")
+    moms = _grid(errors, config, "momenta")
+    batch_sizes = _grid(errors, config, "batch_sizes")
+    for s in seeds:
+        check(isinstance(s, int) and s >= 0, f"sweep.seeds contains {s!r}: seeds are integers ≥ 0.")
+    for mu in lrs:
+        check(_is_number(mu) and mu > 0, f"sweep.learning_rates contains μ={mu!r}: μ must be > 0.")
+    for lam in wds:
+        check(
+            _is_number(lam) and lam >= 0, f"sweep.weight_decays contains λ={lam!r}: λ must be ≥ 0."
+        )
+    for beta in moms:
+        check(
+            _is_number(beta) and 0 <= beta < 1,
+            f"sweep.momenta contains β={beta!r}: β must be in [0, 1).",
+        )
+    for b in batch_sizes:
+        check(
+            isinstance(b, int) and b >= 1,
+            f"sweep.batch_sizes contains B={b!r}: B must be an integer ≥ 1.",
+        )
+    for mu in lrs:
+        for lam in wds:
+            if _is_number(mu) and _is_number(lam) and mu > 0 and lam >= 0:
+                check(
+                    2 * mu * lam < 1,
+                    f"sweep: μ={mu} with λ={lam} gives 2μλ={2 * mu * lam:g} ≥ 1, so the decay "
+                    "factor 1−2μλ is ≤ 0 and the weights flip sign or vanish every step; "
+                    "use 2μλ < 1 (smaller μ or λ).",
+                )
+
+    r = config.rank
+    eps = r.epsilons if isinstance(r.epsilons, (tuple, list)) else (r.epsilons,)
+    check(len(eps) > 0, "rank.epsilons is empty: give at least one ε in (0, 1), e.g. (1e-3,).")
+    for e in eps:
+        check(_is_number(e) and 0 < e < 1, f"rank.epsilons contains ε={e!r}: ε must be in (0, 1).")
+    check(
+        r.normalization in rank.NORMALIZATIONS,
+        f"rank.normalization={r.normalization!r}: choose one of {rank.NORMALIZATIONS}.",
+    )
+    check(r.preset in rank.PRESETS, f"rank.preset={r.preset!r}: choose one of {rank.PRESETS}.")
+    check(r.method in ("svd", "gram"), f"rank.method={r.method!r}: choose 'svd' or 'gram'.")
+    check(
+        isinstance(r.every, int) and r.every >= 1,
+        f"rank.every={r.every!r}: must be an integer ≥ 1.",
+    )
+    check(
+        isinstance(r.spectra_every, int) and r.spectra_every >= 0,
+        f"rank.spectra_every={r.spectra_every!r}: must be an integer ≥ 0 (0: last epoch only).",
+    )
+    if errors:
+        raise ConfigError("bad config:\n  " + "\n  ".join(errors))
+
+
+def validate_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None:
+    """Refuses batch sizes larger than the training set (needs the loaded data's size)."""
+    too_big = [b for b in config.sweep.batch_sizes if b > num_train]
+    if too_big:
+        raise ConfigError(
+            f"sweep.batch_sizes contains B={too_big}: larger than the training set "
+            f"({num_train} examples), so an epoch has no step. Use B ≤ {num_train}, or a "
+            "larger training set (data.train_subset=0, a smaller data.validation_size)."
+        )

@@ -1,0 +1,45 @@
+"""Command line: ``python -m lowrank.main --config=configs/default.py --workdir=DIR``.
+
+Overrides use ml-collections syntax, e.g. ``--config.train.epochs=5`` or
+``--config.sweep.weight_decays='(0.0, 1e-3)'``; a config file's ``get_config(arg)`` takes
+the text after a colon: ``--config=configs/default.py:quick``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from lowrank import sweep
+from lowrank.config import ConfigError
+from lowrank.datasets_local import DataError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Results folder (created).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        table = sweep.run(_CONFIG.value, _WORKDIR.value, progress=_PROGRESS.value)
+    except (ConfigError, DataError) as e:
+        # A user error, not a bug: the message says what is wrong and how to fix it.
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(table)
+    print(f"results: {_WORKDIR.value}")
+
+
+def cli() -> None:
+    """Console-script entry point (``lowrank --config=... --workdir=...``)."""
+    app.run(main, argv=sys.argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,238 @@
+"""Pure training functions for one member; the sweep ``vmap``s them over members.
+
+* :func:`train_step` ``(state, batch, hparams) → (state, metrics)``: one SGD step.
+* :func:`train_epoch`: one ``lax.scan`` over all steps of an epoch, with shuffling,
+  batching, standardization and augmentation on the device.
+* :func:`evaluate`: loss and accuracy on a split, BatchNorm in evaluation mode.
+* :func:`measure`: rank measures, singular values and norms of the weight matrices.
+
+Static things (model, optimizer factory, configs) are bound with ``functools.partial``;
+everything that varies across members (parameters, μ, λ, β, RNG) is an array argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from lowrank import augment, data, rank
+
+Array = jax.Array
+OptimizerFactory = Callable[..., optax.GradientTransformation]
+
+
+@flax.struct.dataclass
+class Hparams:
+    """One member's traced hyperparameters."""
+
+    learning_rate: Array  # μ
+    weight_decay: Array  # λ (the paper's: the optimizer adds 2λW)
+    momentum: Array  # β
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything one member carries from step to step."""
+
+    step: Array
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+    rng: Array  # the member's base key; per-step keys are fold_in(rng, step)
+
+
+def init_state(
+    rng: Array, hparams: Hparams, *, model: nn.Module, tx: OptimizerFactory, input_shape
+) -> TrainState:
+    """A fresh member: parameters from ``rng``, optimizer state holding μ, λ, β."""
+    init_rng, dropout_rng, train_rng = jax.random.split(rng, 3)
+    x = jnp.zeros((1, *input_shape), jnp.float32)
+    variables = model.init({"params": init_rng, "dropout": dropout_rng}, x, train=False)
+    params = variables["params"]
+    optimizer = tx(
+        learning_rate=hparams.learning_rate,
+        weight_decay=hparams.weight_decay,
+        momentum=hparams.momentum,
+    )
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=optimizer.init(params),
+        rng=train_rng,
+    )
+
+
+def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def cross_entropy(logits: Array, labels: Array) -> Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def data_loss_and_grad(
+    params: Any, batch_stats: Any, images: Array, labels: Array, dropout_rng: Array, *, model
+) -> tuple[tuple[Array, tuple[Array, Any]], Any]:
+    """Mean cross-entropy of a batch (no decay term) and its gradient, BN in training mode.
+
+    Returns ``((loss, (logits, new_batch_stats)), grads)``.
+    """
+
+    def loss_fn(p):
+        if batch_stats:
+            logits, updates = model.apply(
+                _variables(p, batch_stats),
+                images,
+                train=True,
+                rngs={"dropout": dropout_rng},
+                mutable=["batch_stats"],
+            )
+            new_stats = updates["batch_stats"]
+        else:
+            logits = model.apply({"params": p}, images, train=True, rngs={"dropout": dropout_rng})
+            new_stats = batch_stats
+        return cross_entropy(logits, labels), (logits, new_stats)
+
+    return jax.value_and_grad(loss_fn, has_aux=True)(params)
+
+
+def _with_hparams(opt_state: Any, hparams: Hparams) -> Any:
+    """Writes the member's μ, λ, β into the injected-hyperparameter state."""
+    hp = dict(opt_state.hyperparams)
+    hp["learning_rate"] = jnp.asarray(hparams.learning_rate, hp["learning_rate"].dtype)
+    hp["weight_decay"] = jnp.asarray(hparams.weight_decay, hp["weight_decay"].dtype)
+    hp["momentum"] = jnp.asarray(hparams.momentum, hp["momentum"].dtype)
+    return opt_state._replace(hyperparams=hp)
+
+
+def train_step(
+    state: TrainState,
+    batch: tuple[Array, Array],
+    hparams: Hparams,
+    *,
+    model: nn.Module,
+    tx: OptimizerFactory,
+) -> tuple[TrainState, dict[str, Array]]:
+    """One SGD step on a standardized, augmented batch ``(images, labels)``.
+
+    Returns the new state and health numbers: loss, accuracy, gradient and parameter norms.
+    """
+    images, labels = batch
+    dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1)
+    (loss, (logits, new_stats)), grads = data_loss_and_grad(
+        state.params, state.batch_stats, images, labels, dropout_rng, model=model
+    )
+    # The transformation reads μ, λ, β from opt_state.hyperparams; the values passed here
+    # only build its structure.
+    optimizer = tx(learning_rate=0.0, weight_decay=0.0, momentum=0.0)
+    opt_state = _with_hparams(state.opt_state, hparams)
+    updates, opt_state = optimizer.update(grads, opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {
+        "loss": loss,
+        "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+        "grad_norm": optax.tree.norm(grads),
+        "param_norm": optax.tree.norm(params),
+    }
+    new_state = state.replace(
+        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state
+    )
+    return new_state, metrics
+
+
+def train_epoch(
+    state: TrainState,
+    hparams: Hparams,
+    train_images: Array,
+    train_labels: Array,
+    epoch: Array,
+    *,
+    model: nn.Module,
+    tx: OptimizerFactory,
+    batch_size: int,
+    mean: Any,
+    std: Any,
+    aug_cfg: ml_collections.ConfigDict,
+) -> tuple[TrainState, dict[str, Array]]:
+    """All steps of one epoch in one ``lax.scan``; data stay on the device.
+
+    ``train_images`` are uint8 ``(N, H, W, C)``; each epoch draws a fresh permutation from
+    ``fold_in(state.rng, epoch)`` and drops the last ``N mod batch_size`` shuffled examples.
+    Returns the state and the mean over steps of the step metrics.
+    """
+    epoch_rng = jax.random.fold_in(jax.random.fold_in(state.rng, epoch), 2)
+    perm_rng, aug_rng = jax.random.split(epoch_rng)
+    order = data.epoch_permutation(perm_rng, train_images.shape[0], batch_size)
+
+    def body(carry: TrainState, xs: tuple[Array, Array]):
+        i, idx = xs
+        images = data.standardize(train_images[idx], mean, std)
+        images = augment.augment_batch(jax.random.fold_in(aug_rng, i), images, aug_cfg)
+        return train_step(carry, (images, train_labels[idx]), hparams, model=model, tx=tx)
+
+    steps = jnp.arange(order.shape[0])
+    state, metrics = jax.lax.scan(body, state, (steps, order))
+    return state, jax.tree_util.tree_map(jnp.mean, metrics)
+
+
+def evaluate(
+    state: TrainState,
+    images: Array,
+    labels: Array,
+    *,
+    model: nn.Module,
+    batch_size: int,
+    mean: Any,
+    std: Any,
+) -> dict[str, Array]:
+    """Mean loss and accuracy over a whole split (BatchNorm in evaluation mode).
+
+    The split is padded to a multiple of ``batch_size``; padded examples are masked out.
+    """
+    n = images.shape[0]
+    steps = -(-n // batch_size)
+    pad = steps * batch_size - n
+    idx = jnp.concatenate([jnp.arange(n), jnp.zeros((pad,), jnp.int32)]).reshape(steps, -1)
+    valid = (jnp.arange(steps * batch_size) < n).reshape(steps, -1)
+    variables = _variables(state.params, state.batch_stats)
+
+    def body(totals, xs):
+        batch_idx, mask = xs
+        x = data.standardize(images[batch_idx], mean, std)
+        logits = model.apply(variables, x, train=False)
+        y = labels[batch_idx]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        correct = jnp.argmax(logits, -1) == y
+        return (
+            totals[0] + jnp.sum(jnp.where(mask, losses, 0.0)),
+            totals[1] + jnp.sum(jnp.where(mask, correct, False)),
+        ), None
+
+    (loss_sum, correct), _ = jax.lax.scan(body, (0.0, 0), (idx, valid))
+    return {"loss": loss_sum / n, "accuracy": correct / n}
+
+
+def measure(
+    params: Any,
+    *,
+    epsilons: tuple[float, ...],
+    normalization: str,
+    method: str = "svd",
+    selection: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Rank measures, singular values and Frobenius norms of the selected weight matrices."""
+    selection = selection or {}
+    matrices = rank.weight_matrices(params, **selection)
+    spec = rank.spectra_of(matrices, method=method)
+    out = rank.measures(spec, epsilons, normalization)
+    out["singular_values"] = dict(spec.values)
+    out["frobenius_norm"] = {p: jnp.linalg.norm(m) for p, m in matrices.items()}
+    return out

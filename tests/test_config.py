@@ -1,0 +1,84 @@
+"""Config validation: every bad field is refused before anything loads or compiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from lowrank import sweep
+from lowrank.config import ConfigError, base_config, validate
+
+
+def config_with(**fields):
+    c = base_config("mlp_bn")
+    c.data.name = "digits"
+    c.data.source = "sklearn"
+    for dotted, value in fields.items():
+        *path, last = dotted.split("__")
+        node = c
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return c
+
+
+BAD = [
+    ({"sweep__learning_rates": (0.1, 0.0)}, r"sweep.learning_rates contains μ=0.0: μ must be > 0"),
+    ({"sweep__learning_rates": (-1.0,)}, r"μ=-1.0: μ must be > 0"),
+    ({"sweep__weight_decays": (-1e-3,)}, r"λ=-0.001: λ must be ≥ 0"),
+    ({"sweep__learning_rates": (2.0,), "sweep__weight_decays": (0.25,)}, r"2μλ=1 ≥ 1"),
+    ({"sweep__momenta": (1.0,)}, r"β=1.0: β must be in \[0, 1\)"),
+    ({"sweep__batch_sizes": (0,)}, r"B=0: B must be an integer ≥ 1"),
+    ({"sweep__seeds": ()}, r"sweep.seeds=\(\): must be a non-empty list"),
+    ({"sweep__weight_decays": ()}, r"sweep.weight_decays=\(\): must be a non-empty list"),
+    ({"rank__epsilons": (1e-3, 1.5)}, r"ε=1.5: ε must be in \(0, 1\)"),
+    ({"rank__epsilons": (0.0,)}, r"ε=0.0: ε must be in \(0, 1\)"),
+    ({"rank__epsilons": ()}, r"rank.epsilons is empty"),
+    ({"rank__normalization": "nuclear"}, r"rank.normalization='nuclear'"),
+    ({"rank__preset": "mine"}, r"rank.preset='mine'"),
+    ({"rank__every": 0}, r"rank.every=0"),
+    ({"train__epochs": 0}, r"train.epochs=0: must be an integer ≥ 1"),
+    ({"train__precision": "fp8"}, r"train.precision='fp8'"),
+    ({"optim__schedule": "cosine"}, r"optim.schedule='cosine'"),
+    ({"optim__milestones": (100, 60)}, r"optim.milestones=\(100, 60\)"),
+    ({"optim__decay_mask": "bias"}, r"optim.decay_mask='bias'"),
+    ({"data__name": "imagenet"}, r"imagenet"),
+    ({"model__name": "resnet50"}, r"resnet50"),
+]
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD, ids=[m for _, m in BAD])
+def test_each_bad_field_is_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        validate(config_with(**fields))
+
+
+def test_all_bad_fields_are_listed_at_once():
+    c = config_with(sweep__learning_rates=(0.0,), rank__epsilons=(2.0,), train__epochs=0)
+    with pytest.raises(ConfigError) as err:
+        validate(c)
+    text = str(err.value)
+    assert "μ=0.0" in text and "ε=2.0" in text and "train.epochs=0" in text
+
+
+def test_batch_size_larger_than_training_set_is_refused_before_compiling(tmp_path):
+    c = config_with(sweep__batch_sizes=(16, 5000))
+    with pytest.raises(ConfigError, match=r"B=\[5000\]: larger than the training set \(1437"):
+        sweep.run(c, tmp_path / "w", progress=False)
+    assert not (tmp_path / "w").exists()  # nothing written, nothing lost
+
+
+def test_default_config_is_valid_and_has_the_promised_grid():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "configs" / "default.py"
+    spec = importlib.util.spec_from_file_location("default_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    validate(c)
+    assert c.model.name == "mlp_bn" and c.data.name == "fashion_mnist"
+    assert 0.0 in c.sweep.weight_decays and len(c.sweep.weight_decays) >= 3
+    assert len(c.sweep.seeds) >= 2
+    with pytest.raises(ValueError, match="unknown argument"):
+        module.get_config("huge")
