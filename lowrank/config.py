@@ -47,6 +47,10 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.sweep.momenta = (0.0,)  # β (paper: 0 unless stated)
     c.sweep.batch_sizes = (16,)  # B
 
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every = 10  # save the sweep state every this many epochs (and at the end)
+    c.checkpoint.keep = 2  # how many checkpoints to keep (older ones are deleted)
+
     c.rank = ml_collections.ConfigDict()
     c.rank.epsilons = (1e-3, 1e-2, 1e-1)  # thresholds ε; the paper's figures use 1e-3
     c.rank.normalization = "spectral"  # "spectral": σ/σ_max (paper) | "frobenius" (authors)
@@ -88,7 +92,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not ok:
             errors.append(message)
 
-    for section in ("model", "data", "augment", "optim", "train", "sweep", "rank"):
+    for section in ("model", "data", "augment", "optim", "train", "sweep", "rank", "checkpoint"):
         if section not in config:
             errors.append(f"config.{section} is missing; start from lowrank.config.base_config().")
     if errors:
@@ -188,6 +192,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         isinstance(r.spectra_every, int) and r.spectra_every >= 0,
         f"rank.spectra_every={r.spectra_every!r}: must be an integer ≥ 0 (0: last epoch only).",
     )
+    k = config.checkpoint
+    check(
+        isinstance(k.every, int) and k.every >= 0,
+        f"checkpoint.every={k.every!r}: must be an integer ≥ 0 (0: only at the end).",
+    )
+    check(isinstance(k.keep, int) and k.keep >= 1, f"checkpoint.keep={k.keep!r}: must be ≥ 1.")
     if errors:
         raise ConfigError("bad config:\n  " + "\n  ".join(errors))
 

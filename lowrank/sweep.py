@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from lowrank import checkpoint, data, io, models, optim, theory, train
 from lowrank import config as config_lib
-from lowrank import data, io, models, optim, train
 from lowrank.models import structure
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,6 @@ def theorem33_bounds(
     m_l: dict[str, int], batch_size: int, lr: float, lam: float, epsilons: tuple[float, ...]
 ) -> dict[str, list[float | None]]:
     """Theorem 3.3's rank bound per layer and ε (None where ε ≥ 1/2, inf where λ = 0)."""
-    from lowrank import theory
 
     out: dict[str, list[float | None]] = {}
     for path, m in m_l.items():
@@ -89,25 +88,50 @@ def theorem33_bounds(
     return out
 
 
-class _Group:
-    """The compiled functions and device state of one compile group."""
+def member_mesh() -> jax.sharding.Mesh:
+    """A 1-D mesh over all devices (of all processes): the members axis is split on it."""
+    return jax.sharding.Mesh(np.asarray(jax.devices()), ("members",))
 
-    def __init__(self, config, ds, model, group_members, input_shape):
+
+def _shard(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """Host arrays → global arrays with ``sharding`` (works with several processes too)."""
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
+def to_host(tree: Any) -> Any:
+    """Device → host NumPy, gathering the shards of other processes when there are any."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+class _Group:
+    """The compiled functions and device state of one compile group.
+
+    The device state holds the *active* members (not diverged), padded with copies of the
+    first active member to a multiple of the device count; padded rows never reach the
+    results. Dropping diverged members changes the members axis, so the functions
+    recompile once for the smaller sweep and the diverged members cost nothing after.
+    """
+
+    def __init__(self, config, ds, model, group_members, mesh):
         self.members = group_members
+        self.mesh = mesh
+        self.sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("members"))
         self.batch_size = group_members[0].batch_size
         self.steps = data.steps_per_epoch(ds.num_train, self.batch_size, field="sweep.batch_sizes")
         o = config.optim
         self.multiplier = optim.lr_multiplier(o.schedule, o.milestones, o.factor, self.steps)
         tx = optim.make_optimizer(o, self.steps)
-        self.hparams = train.Hparams(
-            learning_rate=jnp.asarray([m.learning_rate for m in group_members], jnp.float32),
-            weight_decay=jnp.asarray([m.weight_decay for m in group_members], jnp.float32),
-            momentum=jnp.asarray([m.momentum for m in group_members], jnp.float32),
-        )
-        keys = jnp.stack([jax.random.PRNGKey(m.seed) for m in group_members])
-        init = functools.partial(train.init_state, model=model, tx=tx, input_shape=input_shape)
-        self.state = jax.jit(jax.vmap(init))(keys, self.hparams)
-
+        init = functools.partial(train.init_state, model=model, tx=tx, input_shape=ds.input_shape)
+        self.init_fn = jax.jit(jax.vmap(init))
         epoch = functools.partial(
             train.train_epoch,
             model=model,
@@ -134,73 +158,115 @@ class _Group:
             selection=rank_selection(config),
         )
         self.measure_fn = jax.jit(jax.vmap(measure))
+        self.set_active(list(range(len(group_members))), fresh=True)
+
+    def set_active(self, active: list[int], *, fresh: bool = False) -> None:
+        """Keeps only the members at positions ``active`` (of ``self.members``) on device."""
+        n_dev = self.mesh.size
+        rows = active + [active[0]] * (-len(active) % n_dev) if active else []
+        self.active = list(active)
+        self.rows = rows
+        if not rows:
+            self.state = None
+            return
+        chosen = [self.members[i] for i in rows]
+        self.hparams = _shard(
+            train.Hparams(
+                learning_rate=np.asarray([m.learning_rate for m in chosen], np.float32),
+                weight_decay=np.asarray([m.weight_decay for m in chosen], np.float32),
+                momentum=np.asarray([m.momentum for m in chosen], np.float32),
+            ),
+            self.sharded,
+        )
+        if fresh:
+            keys = _shard(np.stack([jax.random.PRNGKey(m.seed) for m in chosen]), self.sharded)
+            self.state = self.init_fn(keys, self.hparams)
+        else:
+            # Positions of the kept members in the current state (their first row).
+            where = [self._row_of[i] for i in rows]
+            take = jax.jit(
+                lambda s, w: jax.tree_util.tree_map(lambda x: jnp.take(x, w, axis=0), s),
+                out_shardings=self.sharded,
+            )
+            self.state = take(self.state, _shard(np.asarray(where, np.int32), self.sharded))
+        self._row_of = {i: rows.index(i) for i in active}
 
 
-def _member_records(
+def _member_record(
     group: _Group,
+    m: Member,
+    k: int,
     epoch: int,
     host: dict[str, Any],
     m_l: dict[str, int],
     epsilons: tuple[float, ...],
     previous_norms: dict[int, dict[str, float]],
-    seconds: float,
-) -> list[dict[str, Any]]:
-    """One JSON record per member for this epoch, from the host copy of the metrics."""
+) -> dict[str, Any]:
+    """Member ``m``'s record for this epoch, from row ``k`` of the host copy of the metrics."""
     lr_mult = float(group.multiplier(jnp.asarray(epoch * group.steps)))
-    records = []
-    for k, m in enumerate(group.members):
-        r: dict[str, Any] = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
-        r["lr_now"] = m.learning_rate * lr_mult
-        r["seconds"] = seconds
-        if "run" in host:
-            for name, v in host["run"].items():
+    r: dict[str, Any] = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
+    r["lr_now"] = m.learning_rate * lr_mult
+    if "run" in host:
+        for name, v in host["run"].items():
+            if name != "finite":
                 r[f"running_{name}"] = float(v[k])
-        for split in ("train", "test"):
-            if split in host:
-                r[f"{split}_loss"] = float(host[split]["loss"][k])
-                r[f"{split}_accuracy"] = float(host[split]["accuracy"][k])
-        if "rank" in host:
-            ms = host["rank"]
-            avg = ms["average"]
-            for i, e in enumerate(epsilons):
-                r[f"avg_rank@{e:g}"] = float(avg["threshold_rank"][k][i])
-            r["avg_numerical_rank"] = float(avg["numerical_rank"][k])
-            r["avg_stable_rank"] = float(avg["stable_rank"][k])
-            r["avg_entropy_rank"] = float(avg["entropy_rank"][k])
-            per = ms["per_layer"]
-            r["rank"] = {p: v[k].tolist() for p, v in per["threshold_rank"].items()}
-            for name in ("numerical_rank", "stable_rank", "entropy_rank"):
-                r[name] = {p: float(v[k]) for p, v in per[name].items()}
-            norms = {p: float(v[k]) for p, v in ms["frobenius_norm"].items()}
-            r["frobenius_norm"] = norms
-            prev = previous_norms.get(m.id)
-            r["norm_ratio"] = (
-                {p: (prev[p] / norms[p] if norms[p] > 0 else math.inf) for p in norms}
-                if prev
-                else None
-            )
-            previous_norms[m.id] = norms
-            r["nonfinite"] = bool(ms["any_nonfinite"][k])
-            r["bound"] = theorem33_bounds(m_l, m.batch_size, r["lr_now"], m.weight_decay, epsilons)
-        records.append(r)
-    return records
+    for split in ("train", "test"):
+        if split in host:
+            r[f"{split}_loss"] = float(host[split]["loss"][k])
+            r[f"{split}_accuracy"] = float(host[split]["accuracy"][k])
+    if "rank" in host:
+        ms = host["rank"]
+        avg = ms["average"]
+        for i, e in enumerate(epsilons):
+            r[f"avg_rank@{e:g}"] = float(avg["threshold_rank"][k][i])
+        r["avg_numerical_rank"] = float(avg["numerical_rank"][k])
+        r["avg_stable_rank"] = float(avg["stable_rank"][k])
+        r["avg_entropy_rank"] = float(avg["entropy_rank"][k])
+        per = ms["per_layer"]
+        r["rank"] = {p: v[k].tolist() for p, v in per["threshold_rank"].items()}
+        for name in ("numerical_rank", "stable_rank", "entropy_rank"):
+            r[name] = {p: float(v[k]) for p, v in per[name].items()}
+        norms = {p: float(v[k]) for p, v in ms["frobenius_norm"].items()}
+        r["frobenius_norm"] = norms
+        prev = previous_norms.get(m.id)
+        r["norm_ratio"] = (
+            {p: (prev[p] / norms[p] if norms[p] > 0 else math.inf) for p in norms} if prev else None
+        )
+        previous_norms[m.id] = norms
+        r["nonfinite"] = bool(ms["any_nonfinite"][k])
+        r["bound"] = theorem33_bounds(m_l, m.batch_size, r["lr_now"], m.weight_decay, epsilons)
+    return r
+
+
+def _divergence(host: dict[str, Any], k: int) -> str | None:
+    """Why row ``k`` diverged this epoch, or None."""
+    run = host.get("run")
+    if run is None:
+        return None
+    if not math.isfinite(float(run["loss"][k])):
+        return f"training loss is {float(run['loss'][k])}"
+    if not bool(run["finite"][k]):
+        return "weights or optimizer state hold NaN/Inf"
+    return None
 
 
 def _summary(records: list[dict[str, Any]], epsilon: float) -> str:
-    """Final average rank and accuracy per hyperparameter setting, mean ± std over seeds."""
+    """Final average rank and accuracy per setting, mean ± std over seeds; diverged listed."""
     key = f"avg_rank@{epsilon:g}"
     final: dict[int, dict[str, Any]] = {}
     first: dict[int, dict[str, Any]] = {}
+    reasons: dict[int, tuple[dict[str, Any], str]] = {}
     for r in records:
-        if key not in r:
-            continue
-        first.setdefault(r["member"], r)
-        final[r["member"]] = r
+        if r.get("diverged"):
+            reasons.setdefault(r["member"], (r, r["reason"]))
+        elif key in r:
+            first.setdefault(r["member"], r)
+            final[r["member"]] = r
     settings: dict[tuple, list[int]] = {}
     for mid, r in final.items():
-        settings.setdefault(
-            (r["batch_size"], r["learning_rate"], r["weight_decay"], r["momentum"]), []
-        ).append(mid)
+        if mid not in reasons:
+            setting = (r["batch_size"], r["learning_rate"], r["weight_decay"], r["momentum"])
+            settings.setdefault(setting, []).append(mid)
 
     def ms(values: list[float]) -> str:
         a = np.asarray(values, float)
@@ -224,19 +290,42 @@ def _summary(records: list[dict[str, Any]], epsilon: float) -> str:
         )
     header = ["B", "mu", "lambda", "beta", "seeds", "epoch", f"rank0@{epsilon:g}",
               f"rank@{epsilon:g}", "train acc", "test acc"]  # fmt: skip
-    return io.format_table(header, rows)
+    table = io.format_table(header, rows) if rows else "(no member finished)"
+    if reasons:
+        lines = [
+            f"  member {mid} (seed {r['seed']}, B={r['batch_size']}, mu={r['learning_rate']:g}, "
+            f"lambda={r['weight_decay']:g}, beta={r['momentum']:g}) {why}"
+            for mid, (r, why) in sorted(reasons.items())
+        ]
+        table += f"\ndiverged ({len(reasons)}, left out of the table above):\n" + "\n".join(lines)
+    return table
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | Path, *, progress: bool = True) -> str:
+def run(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    progress: bool = True,
+    restart: bool = False,
+) -> str:
     """Trains every member of the sweep and writes the results folder.
+
+    Running it again on the same workdir resumes from the latest checkpoint and ends with
+    exactly the metrics of an uninterrupted run (only the ``seconds`` fields differ).
 
     Args:
       config: a run config (see ``lowrank.config.base_config``).
       workdir: the results folder (created).
       progress: show a progress bar per compile group.
+      restart: delete the workdir's results and checkpoints and start over (also allowed
+        when it holds a different config).
 
     Returns:
       The summary table (also written to ``workdir/summary.txt``).
+
+    Raises:
+      ConfigError: a bad config (before anything is written).
+      WorkdirConfigError: the workdir holds a different config's run and not ``restart``.
     """
     config_lib.validate(config)
     workdir = Path(workdir)
@@ -244,72 +333,160 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *, progress: boo
     config_lib.validate_batch_sizes(config, ds.num_train)
     log.info("data: %s", ds.describe())
 
+    writer = jax.process_index() == 0  # one process writes results
     workdir.mkdir(parents=True, exist_ok=True)
-    io.atomic_write_text(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
+    if writer:
+        checkpoint.claim_workdir(workdir, config, restart)
     all_members = members(config)
-    io.atomic_write_text(
-        workdir / "members.json",
-        json.dumps([dataclasses.asdict(m) for m in all_members], indent=1) + "\n",
-    )
     metrics_path = workdir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
+    if writer:
+        io.atomic_write_text(
+            workdir / "members.json",
+            json.dumps([dataclasses.asdict(m) for m in all_members], indent=1) + "\n",
+        )
+    ckpts = checkpoint.SweepCheckpoints(workdir / "checkpoints", config.checkpoint.keep)
+    latest = ckpts.latest_meta()
+    if latest is None and writer:
+        metrics_path.unlink(missing_ok=True)
+    elif latest is not None and writer:
+        # Lines written after the checkpoint are rewritten by the resumed run.
+        with open(metrics_path, "r+") as f:
+            f.truncate(latest[1]["metrics_bytes"])
+        log.info("resuming from group %d epoch %d", latest[1]["group"], latest[1]["epoch"])
 
     model = models.build_model(config.model, ds.num_classes)
     epsilons = tuple(float(e) for e in config.rank.epsilons)
     m_l = structure.patch_counts(model, ds.input_shape, **rank_selection(config))
-    train_x, train_y = jax.device_put(ds.train_images), jax.device_put(ds.train_labels)
-    test_x, test_y = jax.device_put(ds.test_images), jax.device_put(ds.test_labels)
-
+    mesh = member_mesh()
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    train_x, train_y, test_x, test_y = _shard(
+        (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated
+    )
     precision = (
         contextlib.nullcontext()
         if config.train.precision == "default"
         else jax.default_matmul_precision(config.train.precision)
     )
     epochs = config.train.epochs
-    all_records: list[dict[str, Any]] = []
+    every_ckpt = config.checkpoint.every
     with precision:
         for g in range(len(config.sweep.batch_sizes)):
+            if latest is not None and g < latest[1]["group"]:
+                continue
             group_members = [m for m in all_members if m.group == g]
-            group = _Group(config, ds, model, group_members, ds.input_shape)
+            group = _Group(config, ds, model, group_members, mesh)
             dropped = data.describe_remainder(ds.num_train, group.batch_size)
             if dropped:
                 log.warning("group %d: %s", g, dropped)
             previous_norms: dict[int, dict[str, float]] = {}
+            diverged: dict[int, str] = {}  # member id → reason
+            first_epoch = 0
+            if latest is not None and g == latest[1]["group"]:
+                step, meta = latest
+                first_epoch = meta["epoch"] + 1
+                previous_norms = {int(k): v for k, v in meta["previous_norms"].items()}
+                diverged = {int(k): v for k, v in meta["diverged"].items()}
+                if meta["active"] != group.active:
+                    group.set_active(meta["active"])
+                if group.state is not None:
+                    group.state = ckpts.restore_state(step, group.state)
             bar = tqdm(
-                range(epochs + 1),
+                range(first_epoch, epochs + 1),
+                initial=first_epoch,
+                total=epochs + 1,
                 desc=f"group {g} (B={group.batch_size}, {len(group_members)} members)",
-                disable=not progress,
+                disable=not (progress and writer),
                 dynamic_ncols=True,
             )
             for epoch in bar:
                 start = time.perf_counter()
-                out: dict[str, Any] = {}
-                if epoch > 0:
-                    group.state, out["run"] = group.epoch_fn(
-                        group.state, group.hparams, train_x, train_y, jnp.asarray(epoch)
-                    )
-                if config.train.eval_train:
-                    out["train"] = group.eval_fn(group.state, train_x, train_y)
-                out["test"] = group.eval_fn(group.state, test_x, test_y)
-                last = epoch == epochs
-                if epoch % config.rank.every == 0 or last:
-                    out["rank"] = group.measure_fn(group.state.params)
-                host = jax.device_get(out)  # the one host sync of the epoch
+                records = _run_epoch(
+                    config, group, epoch, m_l, epsilons, previous_norms, diverged,
+                    (train_x, train_y, test_x, test_y), workdir if writer else None,
+                )  # fmt: skip
                 seconds = time.perf_counter() - start
-                records = _member_records(
-                    group, epoch, host, m_l, epsilons, previous_norms, seconds
-                )
-                io.append_jsonl(metrics_path, records)
-                all_records.extend(records)
-                every = config.rank.spectra_every
-                if "rank" in host and (last or (every and epoch % every == 0)):
-                    io.save_npz(
-                        workdir / "spectra" / f"group{g}_epoch{epoch:04d}.npz",
-                        host["rank"]["singular_values"],
-                    )
-                if "rank" in host:
-                    ranks = host["rank"]["average"]["threshold_rank"][:, 0]
+                for r in records:
+                    r["seconds"] = seconds
+                if writer:
+                    io.append_jsonl(metrics_path, records)
+                last = epoch == epochs
+                if last or (every_ckpt and epoch % every_ckpt == 0):
+                    meta = {
+                        "group": g,
+                        "epoch": epoch,
+                        "active": group.active,
+                        "diverged": {str(k): v for k, v in diverged.items()},
+                        "previous_norms": {str(k): v for k, v in previous_norms.items()},
+                        "metrics_bytes": metrics_path.stat().st_size if writer else 0,
+                    }
+                    ckpts.save(g * (epochs + 1) + epoch, group.state or {}, meta)
+                ranks = [r["avg_rank@" + f"{epsilons[0]:g}"] for r in records if "rank" in r]
+                if ranks:
                     bar.set_postfix_str("avg rank " + " ".join(f"{v:.1f}" for v in ranks))
-    table = _summary(all_records, epsilons[0])
-    io.atomic_write_text(workdir / "summary.txt", table + "\n")
+            latest = None
+    ckpts.close()
+    records = io.read_jsonl(metrics_path) if writer else []
+    table = _summary(records, epsilons[0])
+    if writer:
+        io.atomic_write_text(workdir / "summary.txt", table + "\n")
     return table
+
+
+def _run_epoch(
+    config: ml_collections.ConfigDict,
+    group: _Group,
+    epoch: int,
+    m_l: dict[str, int],
+    epsilons: tuple[float, ...],
+    previous_norms: dict[int, dict[str, float]],
+    diverged: dict[int, str],
+    arrays: tuple[jax.Array, ...],
+    workdir: Path | None,
+) -> list[dict[str, Any]]:
+    """Trains (epoch > 0), evaluates and measures the active members; one host sync.
+
+    Returns one record per member of the group: full records for active members, and
+    ``{"diverged": True, "reason": ...}`` records without metrics for diverged ones.
+    Members found diverged this epoch are dropped from the device state.
+    """
+    train_x, train_y, test_x, test_y = arrays
+    last = epoch == config.train.epochs
+    host: dict[str, Any] = {}
+    if group.state is not None:
+        out: dict[str, Any] = {}
+        if epoch > 0:
+            group.state, out["run"] = group.epoch_fn(
+                group.state, group.hparams, train_x, train_y, jnp.asarray(epoch)
+            )
+        if config.train.eval_train:
+            out["train"] = group.eval_fn(group.state, train_x, train_y)
+        out["test"] = group.eval_fn(group.state, test_x, test_y)
+        if epoch % config.rank.every == 0 or last:
+            out["rank"] = group.measure_fn(group.state.params)
+        host = to_host(out)  # the one host sync of the epoch
+    records = []
+    newly: dict[int, str] = {}
+    for i, m in enumerate(group.members):
+        if m.id in diverged:
+            r = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
+            records.append({**r, "diverged": True, "reason": diverged[m.id]})
+            continue
+        k = group.rows.index(i)
+        r = _member_record(group, m, k, epoch, host, m_l, epsilons, previous_norms)
+        why = _divergence(host, k)
+        if why:
+            newly[m.id] = f"diverged at epoch {epoch}: {why}"
+            r.update(diverged=True, reason=newly[m.id])
+            log.warning("member %d (%s) %s", m.id, m.hparams(), newly[m.id])
+        records.append(r)
+    every = config.rank.spectra_every
+    if workdir is not None and "rank" in host and (last or (every and epoch % every == 0)):
+        rows = [group.rows.index(i) for i in group.active]
+        spectra = {p: v[rows] for p, v in host["rank"]["singular_values"].items()}
+        io.save_npz(workdir / "spectra" / f"group{group.members[0].group}_epoch{epoch:04d}.npz",
+                    spectra)  # fmt: skip
+    if newly:
+        diverged.update(newly)
+        keep = [i for i in group.active if group.members[i].id not in diverged]
+        group.set_active(keep)
+    return records

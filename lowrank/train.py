@@ -166,7 +166,8 @@ def train_epoch(
 
     ``train_images`` are uint8 ``(N, H, W, C)``; each epoch draws a fresh permutation from
     ``fold_in(state.rng, epoch)`` and drops the last ``N mod batch_size`` shuffled examples.
-    Returns the state and the mean over steps of the step metrics.
+    Returns the state and the mean over steps of the step metrics, plus ``finite``: whether
+    every weight, statistic and optimizer value is finite at the end of the epoch.
     """
     epoch_rng = jax.random.fold_in(jax.random.fold_in(state.rng, epoch), 2)
     perm_rng, aug_rng = jax.random.split(epoch_rng)
@@ -180,7 +181,15 @@ def train_epoch(
 
     steps = jnp.arange(order.shape[0])
     state, metrics = jax.lax.scan(body, state, (steps, order))
-    return state, jax.tree_util.tree_map(jnp.mean, metrics)
+    metrics = jax.tree_util.tree_map(jnp.mean, metrics)
+    # Divergence check of the epoch: NaN/Inf anywhere in the weights or the optimizer state.
+    leaves = jax.tree_util.tree_leaves((state.params, state.batch_stats, state.opt_state))
+    metrics["finite"] = jnp.all(
+        jnp.stack(
+            [jnp.all(jnp.isfinite(x)) for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)]
+        )
+    )
+    return state, metrics
 
 
 def evaluate(
@@ -234,5 +243,8 @@ def measure(
     spec = rank.spectra_of(matrices, method=method)
     out = rank.measures(spec, epsilons, normalization)
     out["singular_values"] = dict(spec.values)
-    out["frobenius_norm"] = {p: jnp.linalg.norm(m) for p, m in matrices.items()}
+    # ‖W‖_F from σ rather than from W: the per-matrix SVD does not depend on how many
+    # members are batched, so neither does the norm (a diverged member's removal then
+    # leaves the other members' records bit for bit the same).
+    out["frobenius_norm"] = {p: jnp.sqrt(jnp.sum(s**2)) for p, s in spec.values.items()}
     return out

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check lowrank tests configs benchmarks experiments
+.venv/bin/ruff check .
 JAX_PLATFORMS=cpu .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,112 @@
+"""Sweeps that survive: divergence isolation, checkpoint/resume, several devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_train import tiny_config
+
+from lowrank import io, sweep
+from lowrank.checkpoint import WorkdirConfigError
+
+CHILD = Path(__file__).parent / "sweep_child.py"
+ROOT = Path(__file__).parent.parent
+VOLATILE = ("seconds",)  # wall-clock time: the only field allowed to differ
+
+
+def stable(records):
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
+
+
+def child(workdir, fault="none", overrides=None, env=None, expect=0):
+    cmd = [sys.executable, str(CHILD), str(workdir), fault, json.dumps(overrides or {})]
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    assert out.returncode == expect, out.stderr[-3000:]
+    return out
+
+
+def test_diverging_member_is_isolated(tmp_path):
+    # Two seeds: XLA compiles a one-member sweep without the members axis, which can change
+    # the last bit of a result; from two members on, removing one changes nothing.
+    c = tiny_config(seeds=(0, 1), learning_rates=(0.1, 400.0), weight_decays=(1e-3,))
+    table = sweep.run(c, tmp_path / "with", progress=False)
+    with_it = io.read_jsonl(tmp_path / "with" / "metrics.jsonl")
+    alone = tiny_config(seeds=(0, 1), learning_rates=(0.1,), weight_decays=(1e-3,))
+    sweep.run(alone, tmp_path / "without", progress=False)
+    without = io.read_jsonl(tmp_path / "without" / "metrics.jsonl")
+
+    bad = [r for r in with_it if r["learning_rate"] == 400.0 and r["seed"] == 0]
+    assert bad[0]["epoch"] == 0 and not bad[0].get("diverged")
+    assert bad[1]["diverged"] and "diverged at epoch 1" in bad[1]["reason"]
+    assert all(r["diverged"] and "test_accuracy" not in r for r in bad[2:])
+    assert [r["epoch"] for r in bad] == [0, 1, 2]
+    good = [r for r in with_it if r["learning_rate"] == 0.1]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "member"} for r in stable(rs)]
+    assert strip(good) == strip(without)  # bit for bit
+    assert "diverged (2" in table and "mu=400" in table
+    assert "400" not in table.split("diverged")[0]  # not averaged into the table
+
+
+def test_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path):
+    child(tmp_path / "whole")
+    whole = io.read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    # Dies after epoch 2's metrics are written but before its checkpoint: the resumed run
+    # must redo epoch 2 without duplicating its lines.
+    child(tmp_path / "cut", "after_metrics:3", expect=17)
+    partial = io.read_jsonl(tmp_path / "cut" / "metrics.jsonl")
+    assert [r["epoch"] for r in partial] == [0, 1, 2]
+    child(tmp_path / "cut")
+    resumed = io.read_jsonl(tmp_path / "cut" / "metrics.jsonl")
+    assert stable(resumed) == stable(whole)
+
+
+def test_crash_during_checkpoint_write_leaves_a_resumable_workdir(tmp_path):
+    child(tmp_path / "whole")
+    whole = io.read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    child(tmp_path / "cut", "in_save:3", expect=17)  # while epoch 2's checkpoint is written
+    child(tmp_path / "cut")
+    assert stable(io.read_jsonl(tmp_path / "cut" / "metrics.jsonl")) == stable(whole)
+    kept = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir())
+    assert kept == ["2", "3"]  # checkpoint.keep = 2; no half-written folder left
+
+
+def test_workdir_of_another_config_is_refused_unless_restart(tmp_path):
+    c = tiny_config()
+    c.train.epochs = 1
+    sweep.run(c, tmp_path / "w", progress=False)
+    before = (tmp_path / "w" / "metrics.jsonl").read_text()
+    other = tiny_config(weight_decays=(0.0,))
+    other.train.epochs = 1
+    with pytest.raises(WorkdirConfigError, match=r"sweep.weight_decays: \[0.01\] → \[0.0\]"):
+        sweep.run(other, tmp_path / "w", progress=False)
+    assert (tmp_path / "w" / "metrics.jsonl").read_text() == before  # nothing lost
+    sweep.run(other, tmp_path / "w", progress=False, restart=True)
+    records = io.read_jsonl(tmp_path / "w" / "metrics.jsonl")
+    assert {r["weight_decay"] for r in records} == {0.0} and len(records) == 2
+
+
+def test_members_sharded_over_four_devices_match_one_device(tmp_path):
+    grid = {"sweep.seeds": [0, 1, 2], "sweep.weight_decays": [0.0, 0.05]}  # 6 members
+    child(tmp_path / "one", overrides=grid)
+    four = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    child(tmp_path / "four", overrides=grid, env=four)
+    one = stable(io.read_jsonl(tmp_path / "one" / "metrics.jsonl"))
+    many = stable(io.read_jsonl(tmp_path / "four" / "metrics.jsonl"))
+    assert len(one) == len(many) == 6 * 4  # no padded member in the results
+    for a, b in zip(one, many, strict=True):
+        assert a["member"] == b["member"] and a["epoch"] == b["epoch"]
+        for key in ("train_loss", "test_loss", "test_accuracy", "avg_stable_rank"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+        assert a["rank"] == b["rank"]
