@@ -10,30 +10,48 @@ from __future__ import annotations
 import logging
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 from lowrank import sweep
+from lowrank.checkpoint import WorkdirConfigError
 from lowrank.config import ConfigError
 from lowrank.datasets_local import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Results folder (created).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_RESTART = flags.DEFINE_bool(
+    "restart", False, "Delete the workdir's results and checkpoints and start over."
+)
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join a multi-host run (jax.distributed.initialize())."
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (multi-host without a cluster manager)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (0 writes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
     del argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if _DISTRIBUTED.value:
+        sweep.initialize_hosts(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
-        table = sweep.run(_CONFIG.value, _WORKDIR.value, progress=_PROGRESS.value)
-    except (ConfigError, DataError) as e:
+        table = sweep.run(
+            _CONFIG.value, _WORKDIR.value, progress=_PROGRESS.value, restart=_RESTART.value
+        )
+    except (ConfigError, DataError, WorkdirConfigError) as e:
         # A user error, not a bug: the message says what is wrong and how to fix it.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(table)
-    print(f"results: {_WORKDIR.value}")
+    if jax.process_index() == 0:
+        print(table)
+        print(f"results: {_WORKDIR.value}")
 
 
 def cli() -> None:

@@ -88,6 +88,33 @@ def theorem33_bounds(
     return out
 
 
+def initialize_hosts(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+    """Joins this process to a multi-host run (``jax.distributed.initialize``).
+
+    With no arguments JAX detects the cluster itself (SLURM, Open MPI, TPU pods, ...);
+    otherwise give all three. Must run before any other JAX call. On CPUs the processes
+    exchange results through gloo collectives.
+    """
+    # Only the CPU backend reads this; GPUs use NCCL.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+    )
+    log.info(
+        "process %d of %d: %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
+
+
 def member_mesh() -> jax.sharding.Mesh:
     """A 1-D mesh over all devices (of all processes): the members axis is split on it."""
     return jax.sharding.Mesh(np.asarray(jax.devices()), ("members",))

@@ -22,6 +22,12 @@ from lowrank import checkpoint, io, sweep
 
 def main() -> None:
     workdir, fault = sys.argv[1], sys.argv[2]
+    if "LOWRANK_TEST_PROCESS_ID" in os.environ:  # one of several processes
+        sweep.initialize_hosts(
+            os.environ["LOWRANK_TEST_COORDINATOR"],
+            int(os.environ["LOWRANK_TEST_NUM_PROCESSES"]),
+            int(os.environ["LOWRANK_TEST_PROCESS_ID"]),
+        )
     overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     config = tiny_config()
     config.train.epochs = 3

@@ -110,3 +110,40 @@ def test_members_sharded_over_four_devices_match_one_device(tmp_path):
         for key in ("train_loss", "test_loss", "test_accuracy", "avg_stable_rank"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
         assert a["rank"] == b["rank"]
+
+
+def test_two_processes_give_the_results_of_one(tmp_path):
+    import socket
+
+    grid = {"sweep.seeds": [0, 1, 2], "sweep.weight_decays": [0.05]}  # 3 members, 2 hosts
+    child(tmp_path / "one", overrides=grid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for pid in range(2):
+        env = {
+            **os.environ,
+            "LOWRANK_TEST_COORDINATOR": f"127.0.0.1:{port}",
+            "LOWRANK_TEST_NUM_PROCESSES": "2",
+            "LOWRANK_TEST_PROCESS_ID": str(pid),
+        }
+        cmd = [sys.executable, str(CHILD), str(tmp_path / "two"), "none", json.dumps(grid)]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    assert "rank@0.001" in outs[0][0]  # process 0 wrote and printed the results
+    assert "rank@0.001" not in outs[1][0]
+    one = stable(io.read_jsonl(tmp_path / "one" / "metrics.jsonl"))
+    two = stable(io.read_jsonl(tmp_path / "two" / "metrics.jsonl"))
+    assert len(one) == len(two) == 3 * 4  # written once, no padded member
+    for a, b in zip(one, two, strict=True):
+        assert a["member"] == b["member"] and a["epoch"] == b["epoch"]
+        for key in ("train_loss", "test_loss", "test_accuracy", "avg_stable_rank"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+        assert a["rank"] == b["rank"]
