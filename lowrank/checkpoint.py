@@ -56,7 +56,7 @@ def claim_workdir(workdir: Path, config: ml_collections.ConfigDict, restart: boo
             )
         return True
     if restart:
-        for name in ("metrics.jsonl", "summary.txt", "members.json"):
+        for name in ("metrics.jsonl", "theory.jsonl", "summary.txt", "members.json"):
             (workdir / name).unlink(missing_ok=True)
         for sub in ("checkpoints", "spectra"):
             _remove_tree(workdir / sub)

@@ -51,6 +51,16 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.checkpoint.every = 10  # save the sweep state every this many epochs (and at the end)
     c.checkpoint.keep = 2  # how many checkpoints to keep (older ones are deleted)
 
+    # The theory on the real run (lowrank.theory): record the last `steps` SGD steps of
+    # each compile group (W, momentum buffer and data gradient of the selected matrices;
+    # memory 3·steps·Σ out·in numbers per member) and write theory.jsonl: the forgetting
+    # identity's residual, rank U_{T,n} against m_l·B·n (Lemma 3.1) and Lemma 3.2's sides
+    # for each n in `windows`.
+    c.record = ml_collections.ConfigDict()
+    c.record.steps = 0  # window length N (0: off); at most the steps of one epoch
+    c.record.windows = (1, 4, 16)  # the n (≤ steps) to check the decomposition at
+    c.record.include = ()  # regexes: record only these matrices (default: the rank selection)
+
     c.rank = ml_collections.ConfigDict()
     c.rank.epsilons = (1e-3, 1e-2, 1e-1)  # thresholds ε; the paper's figures use 1e-3
     c.rank.normalization = "spectral"  # "spectral": σ/σ_max (paper) | "frobenius" (authors)
@@ -92,7 +102,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not ok:
             errors.append(message)
 
-    for section in ("model", "data", "augment", "optim", "train", "sweep", "rank", "checkpoint"):
+    for section in ("model", "data", "augment", "optim", "train", "sweep", "rank", "checkpoint",
+                    "record"):  # fmt: skip
         if section not in config:
             errors.append(f"config.{section} is missing; start from lowrank.config.base_config().")
     if errors:
@@ -192,6 +203,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
         isinstance(r.spectra_every, int) and r.spectra_every >= 0,
         f"rank.spectra_every={r.spectra_every!r}: must be an integer ≥ 0 (0: last epoch only).",
     )
+    rec = config.record
+    check(
+        isinstance(rec.steps, int) and rec.steps >= 0,
+        f"record.steps={rec.steps!r}: must be an integer ≥ 0 (0: no recording).",
+    )
+    if isinstance(rec.steps, int) and rec.steps > 0:
+        for n in rec.windows:
+            check(
+                isinstance(n, int) and 1 <= n <= rec.steps,
+                f"record.windows contains n={n!r}: each n must be in 1..record.steps={rec.steps}.",
+            )
     k = config.checkpoint
     check(
         isinstance(k.every, int) and k.every >= 0,
@@ -203,11 +225,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def validate_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None:
-    """Refuses batch sizes larger than the training set (needs the loaded data's size)."""
+    """Refuses batch sizes larger than the training set, and recording windows longer than
+    an epoch (both need the loaded data's size)."""
     too_big = [b for b in config.sweep.batch_sizes if b > num_train]
     if too_big:
         raise ConfigError(
             f"sweep.batch_sizes contains B={too_big}: larger than the training set "
             f"({num_train} examples), so an epoch has no step. Use B ≤ {num_train}, or a "
             "larger training set (data.train_subset=0, a smaller data.validation_size)."
+        )
+    steps = min(num_train // b for b in config.sweep.batch_sizes)
+    if config.record.steps > steps:
+        raise ConfigError(
+            f"record.steps={config.record.steps}: longer than one epoch ({steps} steps at "
+            f"B={max(config.sweep.batch_sizes)}); use record.steps ≤ {steps}."
         )

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from lowrank import checkpoint, data, io, models, optim, theory, train
+from lowrank import checkpoint, data, io, models, optim, rank, theory, train
 from lowrank import config as config_lib
 from lowrank.models import structure
 
@@ -185,6 +185,26 @@ class _Group:
             selection=rank_selection(config),
         )
         self.measure_fn = jax.jit(jax.vmap(measure))
+        self.record_fn = None
+        if config.record.steps:
+            selection = rank_selection(config)
+            if config.record.include:
+                selection["include"] = list(config.record.include)
+            recording = train.Recording(
+                steps=config.record.steps,
+                learning_rate=theory.InjectedLearningRate(self.multiplier),
+                selection=tuple(
+                    sorted(
+                        (k, tuple(v) if isinstance(v, list) else v) for k, v in selection.items()
+                    )
+                ),
+            )
+            self.record_fn = jax.jit(
+                jax.vmap(
+                    functools.partial(epoch, record=recording), in_axes=(0, 0, None, None, None)
+                ),
+                donate_argnums=0,
+            )
         self.set_active(list(range(len(group_members))), fresh=True)
 
     def set_active(self, active: list[int], *, fresh: bool = False) -> None:
@@ -373,12 +393,16 @@ def run(
         )
     ckpts = checkpoint.SweepCheckpoints(workdir / "checkpoints", config.checkpoint.keep)
     latest = ckpts.latest_meta()
+    theory_path = workdir / "theory.jsonl"
     if latest is None and writer:
         metrics_path.unlink(missing_ok=True)
+        theory_path.unlink(missing_ok=True)
     elif latest is not None and writer:
         # Lines written after the checkpoint are rewritten by the resumed run.
-        with open(metrics_path, "r+") as f:
-            f.truncate(latest[1]["metrics_bytes"])
+        for path, size in ((metrics_path, "metrics_bytes"), (theory_path, "theory_bytes")):
+            if path.exists():
+                with open(path, "r+") as f:
+                    f.truncate(latest[1].get(size, 0))
         log.info("resuming from group %d epoch %d", latest[1]["group"], latest[1]["epoch"])
 
     model = models.build_model(config.model, ds.num_classes)
@@ -445,6 +469,9 @@ def run(
                         "diverged": {str(k): v for k, v in diverged.items()},
                         "previous_norms": {str(k): v for k, v in previous_norms.items()},
                         "metrics_bytes": metrics_path.stat().st_size if writer else 0,
+                        "theory_bytes": (
+                            theory_path.stat().st_size if writer and theory_path.exists() else 0
+                        ),
                     }
                     ckpts.save(g * (epochs + 1) + epoch, group.state or {}, meta)
                 ranks = [r["avg_rank@" + f"{epsilons[0]:g}"] for r in records if "rank" in r]
@@ -481,7 +508,11 @@ def _run_epoch(
     host: dict[str, Any] = {}
     if group.state is not None:
         out: dict[str, Any] = {}
-        if epoch > 0:
+        if epoch > 0 and last and group.record_fn is not None:
+            group.state, out["run"], out["window"] = group.record_fn(
+                group.state, group.hparams, train_x, train_y, jnp.asarray(epoch)
+            )
+        elif epoch > 0:
             group.state, out["run"] = group.epoch_fn(
                 group.state, group.hparams, train_x, train_y, jnp.asarray(epoch)
             )
@@ -490,6 +521,8 @@ def _run_epoch(
         out["test"] = group.eval_fn(group.state, test_x, test_y)
         if epoch % config.rank.every == 0 or last:
             out["rank"] = group.measure_fn(group.state.params)
+        if "window" in out:
+            out["params"] = group.state.params
         host = to_host(out)  # the one host sync of the epoch
     records = []
     newly: dict[int, str] = {}
@@ -512,8 +545,64 @@ def _run_epoch(
         spectra = {p: v[rows] for p, v in host["rank"]["singular_values"].items()}
         io.save_npz(workdir / "spectra" / f"group{group.members[0].group}_epoch{epoch:04d}.npz",
                     spectra)  # fmt: skip
+    if workdir is not None and "window" in host:
+        checks = []
+        for i, m in enumerate(group.members):
+            if m.id not in diverged and m.id not in newly:
+                k = group.rows.index(i)
+                checks += _theory_checks(config, m, k, host, m_l)
+        io.append_jsonl(workdir / "theory.jsonl", checks)
     if newly:
         diverged.update(newly)
         keep = [i for i in group.active if group.members[i].id not in diverged]
         group.set_active(keep)
     return records
+
+
+def _theory_checks(
+    config: ml_collections.ConfigDict, m: Member, k: int, host: dict[str, Any], m_l: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The theory on member ``m``'s recorded window: one record per window length n.
+
+    For each recorded layer: the identity residual ``‖W_T − a_n W_{T−n} − b_n v_{T−n} −
+    U_{T,n}‖/‖W_T‖``, the numerical rank of ``U_{T,n}`` beside Lemma 3.1's ``m_l·B·n``, and
+    Lemma 3.2's distance from ``W_T/‖W_T‖`` to rank ≤ m_l·B·n beside its bound, in the
+    Frobenius and the spectral norm.
+    """
+    member = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x[k]), tree)
+    win = host["window"]
+    window = theory.Window(
+        member(win["weights"]), member(win["velocities"]), member(win["grads"]),
+        jnp.asarray(win["learning_rates"][k]),
+    )  # fmt: skip
+    matrices = rank.weight_matrices(member(host["params"]))
+    w_end = {p: w for p, w in matrices.items() if p in window.grads}
+    out = []
+    for n in config.record.windows:
+        dec = theory.decompose_window(
+            window, m.weight_decay, m.momentum, config.optim.decoupled, n=n
+        )
+        residual = dec.residual(w_end)
+        layers = {}
+        for p, w in w_end.items():
+            bound = m_l[p] * m.batch_size * n
+            fro = theory.lemma32(w, dec.tail[p], bound, "frobenius")
+            spec = theory.lemma32(w, dec.tail[p], bound, "spectral")
+            layers[p] = {
+                "residual": float(residual[p]),
+                "rank_update": theory.numerical_rank(np.asarray(dec.update[p])),
+                "rank_bound": min(bound, min(w.shape)),
+                "lemma32_frobenius": [float(fro["distance"]), float(fro["bound"])],
+                "lemma32_spectral": [float(spec["distance"]), float(spec["bound"])],
+            }
+        out.append(
+            {
+                "member": m.id,
+                **m.hparams(),
+                "n": n,
+                "weight_coefficient": float(dec.weight_coefficient),
+                "max_residual": max(v["residual"] for v in layers.values()),
+                "layers": layers,
+            }
+        )
+    return out

@@ -12,6 +12,7 @@ everything that varies across members (parameters, μ, λ, β, RNG) is an array 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -113,18 +114,8 @@ def _with_hparams(opt_state: Any, hparams: Hparams) -> Any:
     return opt_state._replace(hyperparams=hp)
 
 
-def train_step(
-    state: TrainState,
-    batch: tuple[Array, Array],
-    hparams: Hparams,
-    *,
-    model: nn.Module,
-    tx: OptimizerFactory,
-) -> tuple[TrainState, dict[str, Array]]:
-    """One SGD step on a standardized, augmented batch ``(images, labels)``.
-
-    Returns the new state and health numbers: loss, accuracy, gradient and parameter norms.
-    """
+def _step(state, batch, hparams, *, model, tx):
+    """One SGD step; also returns the data gradient (for recording)."""
     images, labels = batch
     dropout_rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 1)
     (loss, (logits, new_stats)), grads = data_loss_and_grad(
@@ -145,7 +136,48 @@ def train_step(
     new_state = state.replace(
         step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state
     )
+    return new_state, metrics, grads
+
+
+def train_step(
+    state: TrainState,
+    batch: tuple[Array, Array],
+    hparams: Hparams,
+    *,
+    model: nn.Module,
+    tx: OptimizerFactory,
+) -> tuple[TrainState, dict[str, Array]]:
+    """One SGD step on a standardized, augmented batch ``(images, labels)``.
+
+    Returns the new state and health numbers: loss, accuracy, gradient and parameter norms.
+    """
+    new_state, metrics, _ = _step(state, batch, hparams, model=model, tx=tx)
     return new_state, metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """Record the last ``steps`` steps of an epoch (static: part of the compiled program).
+
+    For each selected weight matrix: ``W_t`` and the momentum buffer before step t and the
+    data gradient of step t, plus the learning rate μ_t applied (``lowrank.theory.Window``
+    layout). Memory per member: ``3·steps·Σ_l out_l·in_l`` numbers.
+    """
+
+    steps: int
+    learning_rate: Callable[[Any], Array]  # opt_state → μ_t of its next step
+    selection: tuple = ()  # sorted (key, value) items for rank.weight_matrices
+
+
+def _record(state: TrainState, grads: Any, rec: Recording) -> dict[str, Any]:
+    selection = dict(rec.selection)
+    trace = optax.tree_utils.tree_get(state.opt_state, "trace")
+    return {
+        "weights": rank.weight_matrices(state.params, **selection),
+        "velocities": rank.weight_matrices(trace, **selection),
+        "grads": rank.weight_matrices(grads, **selection),
+        "learning_rates": rec.learning_rate(state.opt_state),
+    }
 
 
 def train_epoch(
@@ -161,26 +193,41 @@ def train_epoch(
     mean: Any,
     std: Any,
     aug_cfg: ml_collections.ConfigDict,
-) -> tuple[TrainState, dict[str, Array]]:
+    record: Recording | None = None,
+) -> tuple[TrainState, dict[str, Array]] | tuple[TrainState, dict[str, Array], dict]:
     """All steps of one epoch in one ``lax.scan``; data stay on the device.
 
     ``train_images`` are uint8 ``(N, H, W, C)``; each epoch draws a fresh permutation from
     ``fold_in(state.rng, epoch)`` and drops the last ``N mod batch_size`` shuffled examples.
     Returns the state and the mean over steps of the step metrics, plus ``finite``: whether
-    every weight, statistic and optimizer value is finite at the end of the epoch.
+    every weight, statistic and optimizer value is finite at the end of the epoch. With
+    ``record``, also the window of the epoch's last ``record.steps`` steps (oldest first).
     """
     epoch_rng = jax.random.fold_in(jax.random.fold_in(state.rng, epoch), 2)
     perm_rng, aug_rng = jax.random.split(epoch_rng)
     order = data.epoch_permutation(perm_rng, train_images.shape[0], batch_size)
 
-    def body(carry: TrainState, xs: tuple[Array, Array]):
-        i, idx = xs
+    def batch(i, idx):
         images = data.standardize(train_images[idx], mean, std)
         images = augment.augment_batch(jax.random.fold_in(aug_rng, i), images, aug_cfg)
-        return train_step(carry, (images, train_labels[idx]), hparams, model=model, tx=tx)
+        return images, train_labels[idx]
+
+    def body(carry: TrainState, xs: tuple[Array, Array]):
+        return train_step(carry, batch(*xs), hparams, model=model, tx=tx)
+
+    def recorded(carry: TrainState, xs: tuple[Array, Array]):
+        new, metrics, grads = _step(carry, batch(*xs), hparams, model=model, tx=tx)
+        return new, (metrics, _record(carry, grads, record))
 
     steps = jnp.arange(order.shape[0])
-    state, metrics = jax.lax.scan(body, state, (steps, order))
+    if record is None:
+        state, metrics = jax.lax.scan(body, state, (steps, order))
+    else:
+        # Two scans: the first steps record nothing, the last n stack their records.
+        n = record.steps
+        state, early = jax.lax.scan(body, state, (steps[:-n], order[:-n]))
+        state, (late, window) = jax.lax.scan(recorded, state, (steps[-n:], order[-n:]))
+        metrics = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), early, late)
     metrics = jax.tree_util.tree_map(jnp.mean, metrics)
     # Divergence check of the epoch: NaN/Inf anywhere in the weights or the optimizer state.
     leaves = jax.tree_util.tree_leaves((state.params, state.batch_stats, state.opt_state))
@@ -189,6 +236,8 @@ def train_epoch(
             [jnp.all(jnp.isfinite(x)) for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)]
         )
     )
+    if record is not None:
+        return state, metrics, window
     return state, metrics
 
 

@@ -177,3 +177,27 @@ def test_results_folder_holds_everything(tmp_path):
         assert all(z[k].shape[0] == 2 for k in z.files)  # one row of σ per member
     assert (out / "summary.txt").read_text().strip() == table.strip()
     assert "rank@0.001" in table
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9])
+def test_recorded_window_checks_the_theory(tmp_path, beta):
+    c = tiny_config(momenta=(beta,), weight_decays=(5e-2,))
+    c.train.epochs = 1
+    c.optim.milestones = (1,)
+    c.record.steps = 8
+    c.record.windows = (1, 4, 8)
+    sweep.run(c, tmp_path / "rec", progress=False)
+    checks = io.read_jsonl(tmp_path / "rec" / "theory.jsonl")
+    assert [r["n"] for r in checks] == [1, 4, 8]
+    for r in checks:
+        assert r["momentum"] == beta and set(r["layers"]) == {
+            "classifier/kernel", "dense_0/kernel", "dense_1/kernel"
+        }  # fmt: skip
+        assert r["max_residual"] <= 1e-4  # float32 forgetting identity on the real run
+        for layer in r["layers"].values():
+            assert layer["rank_update"] <= layer["rank_bound"]  # Lemma 3.1
+            for dist, bound in (layer["lemma32_frobenius"], layer["lemma32_spectral"]):
+                assert dist <= bound + 1e-5  # Lemma 3.2
+    # n = 1 with B = 32 and a 16-wide layer: the bound is the full rank; the decay
+    # coefficient shrinks with n.
+    assert checks[0]["weight_coefficient"] > checks[2]["weight_coefficient"]
