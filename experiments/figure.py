@@ -1,0 +1,163 @@
+"""One command per figure of the paper: run all its sweeps, then draw it.
+
+    python experiments/figure.py --fig 6 --quick --out workdirs/fig06_quick
+    python experiments/figure.py --fig 6 --out workdirs/fig06            # paper scale (GPU)
+    python experiments/figure.py --config=configs/fig06.py:quick --out DIR \\
+        --config.train.epochs=3                                            # overrides
+    python experiments/figure.py --fig 6 --quick --out DIR --draw_only     # redraw only
+    python experiments/figure.py --fig 6 --estimate                        # compute estimate
+
+``--fig N`` stands for ``--config=configs/figNN.py`` (``:quick`` with ``--quick``). Each
+panel of the figure is one sweep (``lowrank.sweep.run``) into ``OUT/panel{i}/``; a panel
+whose sweep has finished is not retrained (the engine resumes an unfinished one from its
+checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.plots`` from the results
+folder alone, and ``OUT/trends.txt`` holds Prediction 4.1's Spearman correlations
+(``lowrank.figures.trends``). ``--publish DIR`` copies the small files (PNG, tables,
+``figure.json``) into ``DIR`` (``experiments/results/figNN`` for committed results).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from lowrank import figures, io, plots, sweep
+from lowrank.config import ConfigError
+from lowrank.datasets_local import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A figure config file (get_config).")
+flags.DEFINE_integer("fig", None, "Figure number: --config=configs/figNN.py.")
+flags.DEFINE_bool("quick", False, "With --fig: the config's quick (2-core CPU) variant.")
+_OUT = flags.DEFINE_string("out", None, "Results folder of the figure (created).")
+_PANELS = flags.DEFINE_list("panels", None, "Run only these panel indices (e.g. 0,2).")
+_DRAW_ONLY = flags.DEFINE_bool("draw_only", False, "Only draw from the results folder.")
+_ESTIMATE = flags.DEFINE_bool("estimate", False, "Print the compute estimate and exit.")
+_RESTART = flags.DEFINE_bool("restart", False, "Delete each panel's results and start over.")
+_PUBLISH = flags.DEFINE_string("publish", None, "Copy the PNG and tables into this folder.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+
+PUBLISHED = ("figure.json", "summary.txt", "trends.txt", "timing.json")
+
+
+def config_argument(argv: list[str]) -> list[str]:
+    """Turns ``--fig N [--quick]`` into ``--config=configs/figNN.py[:quick]``.
+
+    Done before absl parses the flags, so that ``--config.<field>=`` overrides work with
+    ``--fig`` too.
+    """
+    if any(a == "--config" or a.startswith("--config=") for a in argv):
+        return argv
+    fig = None
+    for i, a in enumerate(argv):
+        if a.startswith("--fig="):
+            fig = a.split("=", 1)[1]
+        elif a == "--fig" and i + 1 < len(argv):
+            fig = argv[i + 1]
+    if fig is None:
+        return argv
+    quick = any(a in ("--quick", "--quick=true", "--quick=True") for a in argv)
+    path = CONFIGS / f"fig{int(fig):02d}.py"
+    return [argv[0], f"--config={path}{':quick' if quick else ''}", *argv[1:]]
+
+
+def run_panels(config, out: Path, only: list[int] | None, progress: bool, restart: bool) -> dict:
+    """Runs the sweep of every (selected) panel; returns wall seconds per panel."""
+    panels = figures.validate_figure(config)
+    figures.write_manifest(config, out)
+    kwargs = {"progress": progress}
+    if restart and "restart" in inspect.signature(sweep.run).parameters:
+        kwargs["restart"] = True
+    timing_file = out / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+    for p in panels:
+        if only is not None and p.index not in only:
+            continue
+        workdir = out / p.name
+        if (workdir / "summary.txt").exists() and not restart:
+            logging.info("panel %s (%s): finished before, not retrained", p.name, p.label)
+            continue
+        logging.info("panel %s (%s): %d members", p.name, p.label, len(sweep.members(p.config)))
+        start = time.perf_counter()
+        sweep.run(p.config, workdir, **kwargs)
+        timing[p.name] = round(time.perf_counter() - start, 1)
+        io.atomic_write_text(timing_file, json.dumps(timing, indent=1) + "\n")
+    return timing
+
+
+def report(out: Path) -> str:
+    """Draws the figure and writes ``summary.txt`` and ``trends.txt``; returns the text."""
+    results = figures.load_results(out)
+    png = plots.draw(out)
+    parts = []
+    for p in results.panels:
+        table = (
+            (p.workdir / "summary.txt").read_text() if (p.workdir / "summary.txt").exists() else ""
+        )
+        parts.append(f"## {p.label} ({p.name})\n{table}")
+    if results.figure.get("reduced"):
+        parts.insert(0, f"reduced: {results.figure['reduced']}\n")
+    io.atomic_write_text(out / "summary.txt", "\n".join(parts))
+    text = ""
+    if results.kind in ("curves", "heatmap"):
+        found = figures.trends(results)
+        text = (
+            f"Spearman ρ between each hyperparameter and the final average rank at "
+            f"ε = {results.epsilon:g}, one ρ per seed (others held fixed)\n\n"
+            + figures.trend_table(found)
+            + "\n"
+        )
+        io.atomic_write_text(out / "trends.txt", text)
+        io.atomic_write_text(
+            out / "trends.json",
+            json.dumps(io._clean([t.as_dict() for t in found]), indent=1) + "\n",
+        )
+    return f"figure: {png}\n{text}"
+
+
+def publish(out: Path, dest: Path) -> None:
+    """Copies the figure's PNG and small text files into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in [*out.glob("fig*.png"), *(out / name for name in PUBLISHED)]:
+        if f.exists():
+            shutil.copy2(f, dest / f.name)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = _CONFIG.value
+    if config is None:
+        raise app.UsageError("give --fig N (with --quick for the CPU variant) or --config=FILE.")
+    try:
+        if _ESTIMATE.value:
+            figures.validate_figure(config)
+            est = figures.estimate(config)
+            print(json.dumps({k: round(v, 4) for k, v in est.items()}, indent=1))
+            return
+        if not _OUT.value:
+            raise app.UsageError("--out is required.")
+        out = Path(_OUT.value)
+        if not _DRAW_ONLY.value:
+            only = [int(i) for i in _PANELS.value] if _PANELS.value else None
+            run_panels(config, out, only, _PROGRESS.value, _RESTART.value)
+        print(report(out))
+        if _PUBLISH.value:
+            publish(out, Path(_PUBLISH.value))
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main, argv=config_argument(sys.argv))

@@ -1,0 +1,289 @@
+"""Figures from results folders: synthetic folders of every kind, and one tiny real run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lowrank import figures, io, plots
+from lowrank.config import base_config
+
+LAYERS = {"dense_0/kernel": (16, 64), "dense_1/kernel": (16, 16), "classifier/kernel": (10, 16)}
+
+
+def bound(m: dict, eps: float) -> float:
+    """Theorem 3.3's bound with m_l = 1."""
+    return m["batch_size"] * math.log(2 / eps) / (2 * m["learning_rate"] * m["weight_decay"])
+
+
+def _write_panel(
+    folder: Path,
+    grid: list[dict],
+    *,
+    epochs: int = 3,
+    epsilons: tuple[float, ...] = (1e-3, 0.1),
+    rank_of=None,
+) -> None:
+    """A sweep results folder: members.json, config.json, metrics.jsonl and spectra."""
+    folder.mkdir(parents=True)
+    rank_of = rank_of or (lambda m, e: 16.0 - 100 * m["weight_decay"] * e - 0.1 * m["seed"])
+    batch_sizes = sorted({g["batch_size"] for g in grid})
+    members = []
+    for g in grid:
+        members.append({"id": len(members), "group": batch_sizes.index(g["batch_size"]), **g})
+    cfg = base_config("mlp_bn")
+    cfg.rank.epsilons = epsilons
+    io.atomic_write_text(folder / "config.json", cfg.to_json_best_effort())
+    io.atomic_write_text(folder / "members.json", json.dumps(members))
+    records = []
+    for e in range(epochs + 1):
+        for m in members:
+            r = {"member": m["id"], **{k: m[k] for k in m if k not in ("id",)}, "epoch": e}
+            r["lr_now"] = m["learning_rate"]
+            for eps in epsilons:
+                r[f"avg_rank@{eps:g}"] = rank_of(m, e) - 2 * eps
+            r["train_accuracy"] = 0.5 + 0.1 * e
+            r["test_accuracy"] = 0.45 + 0.1 * e
+            r["frobenius_norm"] = {p: 10.0 + e for p in LAYERS}
+            r["norm_ratio"] = None if e == 0 else {p: (9.0 + e) / (10.0 + e) for p in LAYERS}
+            r["bound"] = {
+                p: [
+                    bound(m, eps) if eps < 0.5 and m["weight_decay"] > 0 else None
+                    for eps in epsilons
+                ]
+                for p in LAYERS
+            }
+            records.append(r)
+    io.append_jsonl(folder / "metrics.jsonl", records)
+    for g in range(len(batch_sizes)):
+        in_group = [m for m in members if m["group"] == g]
+        sv = {
+            p: np.stack([np.geomspace(1.0, 1e-3 * (k + 1), min(s)) for k in range(len(in_group))])
+            for p, s in LAYERS.items()
+        }
+        io.save_npz(folder / "spectra" / f"group{g}_epoch{epochs:04d}.npz", sv)
+
+
+def _member(seed=0, lr=0.1, wd=1e-3, mom=0.0, b=16) -> dict:
+    return {"seed": seed, "learning_rate": lr, "weight_decay": wd, "momentum": mom, "batch_size": b}
+
+
+def _figure(
+    folder: Path,
+    kind: str,
+    vary: list[str],
+    panels: list[tuple[str, list[dict]]],
+    panel_vary: list[list[str]] | None = None,
+    **panel_kw,
+) -> Path:
+    """A figure results folder: figure.json and one synthetic sweep folder per panel."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "number": 6,
+        "kind": kind,
+        "vary": vary,
+        "epsilon": 1e-3,
+        "scale": "quick",
+        "title": "synthetic",
+        "reduced": "",
+        "panels": [
+            {"name": f"panel{i}", "label": label, "set": {},
+             "vary": panel_vary[i] if panel_vary else vary}
+            for i, (label, _) in enumerate(panels)
+        ],
+    }  # fmt: skip
+    (folder / "figure.json").write_text(json.dumps(manifest))
+    for i, (_, grid) in enumerate(panels):
+        _write_panel(folder / f"panel{i}", grid, **panel_kw)
+    return folder
+
+
+def _lambda_panels(batch_sizes=(4, 8, 16), lams=(0.0, 1e-3, 1e-2), seeds=(0, 1, 2)):
+    return [
+        (f"B={b}", [_member(seed=s, wd=lam, b=b) for lam in lams for s in seeds])
+        for b in batch_sizes
+    ]
+
+
+def test_curves_layout_and_png(tmp_path):
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels())
+    results = figures.load_results(folder)
+    fig = plots.plot_curves(results)
+    axes = fig.axes
+    assert len(axes) == 6  # 2 rows × 3 panels
+    top = axes[:3]
+    assert [a.get_title() for a in top] == ["B=4", "B=8", "B=16"]
+    # One line per λ in the top row, train + test per λ in the bottom row.
+    assert all(len(a.get_lines()) == 3 for a in top)
+    assert all(len(a.get_lines()) == 6 for a in axes[3:])
+    assert [t.get_text() for t in top[0].get_legend().get_texts()] == [
+        "λ=0", "λ=0.001", "λ=0.01",
+    ]  # fmt: skip
+    # Shaded spread over 3 seeds: one PolyCollection per line.
+    assert len(top[0].collections) == 3
+    png = plots.draw(folder)
+    assert png == folder / "fig06.png" and png.stat().st_size > 5000
+
+
+def test_series_mean_and_std_over_seeds(tmp_path):
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels((4,)))
+    p = figures.load_results(folder).panels[0]
+    lines = figures.series(p, "avg_rank@0.001")
+    assert [s.setting for s in lines] == [(0.0,), (1e-3,), (1e-2,)]
+    s = lines[2]
+    expected = [16.0 - 1.0 * e - 0.1 * np.array([0, 1, 2]) - 2e-3 for e in range(4)]
+    np.testing.assert_allclose(s.mean, [x.mean() for x in expected])
+    np.testing.assert_allclose(s.std, [x.std() for x in expected])
+    assert s.seeds == 3
+
+
+def test_trends_signs_and_small_effect_at_zero_decay(tmp_path):
+    # Rank falls with λ within panels; across panels it rises with B, except at λ = 0.
+    def rank_of(m, e):
+        return 16 - 300 * m["weight_decay"] * e / m["batch_size"] ** 0.5 + 0.01 * m["seed"]
+
+    panels = _lambda_panels()
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], panels, rank_of=rank_of)
+    found = figures.trends(figures.load_results(folder))
+    lam = [t for t in found if t.hparam == "weight_decay"]
+    assert len(lam) == 3 and all(t.rho_mean == -1.0 and t.predicted == -1 for t in lam)
+    b = {t.fixed["weight_decay"]: t for t in found if t.hparam == "batch_size"}
+    assert set(b) == {0.0, 1e-3, 1e-2}
+    assert b[1e-2].rho_mean == 1.0 and b[1e-2].predicted == 1
+    assert math.isnan(b[0.0].rho_mean) and b[0.0].predicted == 0  # constant rank: no ρ
+    table = figures.trend_table(found)
+    assert "negative" in table and "≈ 0 (λ = 0)" in table
+
+
+def test_spearman_ties_and_constants():
+    assert figures.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert figures.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert figures.spearman([1, 2, 3, 4], [1, 1, 2, 2]) == pytest.approx(0.894427, abs=1e-6)
+    assert math.isnan(figures.spearman([1, 2, 3], [5, 5, 5]))
+    assert figures.spearman([1, 2, 3, 4], [1, float("nan"), 3, 4]) == pytest.approx(1.0)
+
+
+def test_heatmaps(tmp_path):
+    grid_a = [_member(seed=s, lr=lr, wd=wd, b=8) for lr in (0.1, 0.5) for wd in (0, 1e-3, 5e-3)
+              for s in (0, 1)]  # fmt: skip
+    grid_c = [_member(seed=s, lr=0.5, wd=wd, b=b) for b in (8, 16) for wd in (0, 1e-3)
+              for s in (0, 1)]  # fmt: skip
+    folder = _figure(
+        tmp_path / "fig1",
+        "heatmap",
+        ["learning_rate", "weight_decay"],
+        [("(a) B=8", grid_a), ("(c) μ=0.5", grid_c)],
+        panel_vary=[["learning_rate", "weight_decay"], ["batch_size", "weight_decay"]],
+    )
+    results = figures.load_results(folder)
+    fig = plots.plot_heatmaps(results)
+    maps = [a for a in fig.axes if a.get_images()]
+    assert len(maps) == 2
+    assert maps[0].get_images()[0].get_array().shape == (3, 2)  # λ rows × μ columns
+    assert maps[1].get_images()[0].get_array().shape == (2, 2)
+    assert maps[1].get_xlabel() == "B"
+    assert plots.draw(folder).exists()
+
+
+def test_norm_ratios_spectra_and_bound(tmp_path):
+    ratios = _figure(
+        tmp_path / "fig14",
+        "norm_ratios",
+        ["learning_rate"],
+        [(f"μ={lr}", [_member(seed=s, lr=lr, b=8) for s in (0, 1)]) for lr in (0.1, 0.5, 1.0)],
+    )
+    fig = plots.plot_norm_ratios(figures.load_results(ratios))
+    visible = [a for a in fig.axes if a.get_visible()]
+    assert len(visible) == 3
+    assert len(visible[0].get_lines()) == len(LAYERS) + 1  # one per layer + the line at 1
+
+    spectra = _figure(
+        tmp_path / "fig16",
+        "spectra",
+        ["batch_size"],
+        [("", [_member(seed=s, b=b) for b in (8, 16, 32) for s in (0, 1)])],
+    )
+    fig = plots.plot_spectra(figures.load_results(spectra))
+    visible = [a for a in fig.axes if a.get_visible()]
+    assert len(visible) == len(LAYERS)
+    assert all(len(a.get_lines()) == 3 for a in visible)  # one line per batch size
+    assert visible[0].get_yscale() == "log"
+
+    bound = _figure(
+        tmp_path / "fig18",
+        "bound",
+        ["batch_size"],
+        [("B=6", [_member(seed=s, lr=0.1, wd=8e-3, b=6) for s in (0, 1)])],
+        epsilons=(1e-3, 0.1, 0.3),
+    )
+    results = figures.load_results(bound)
+    grid = np.asarray([0.01, 0.3])
+    curve = plots.bound_curve(results.panels[0], grid)["initial"]
+    np.testing.assert_allclose(curve, 6 * np.log(2 / grid) / (2 * 0.1 * 8e-3))
+    fig = plots.plot_bound(results)
+    assert len(fig.axes) == 3
+    assert plots.draw(bound).name == "fig06.png"
+
+
+def test_plain_sweep_folder_draws_as_one_panel(tmp_path):
+    _write_panel(tmp_path / "sweep", [_member(seed=s, wd=w) for w in (0, 1e-2) for s in (0, 1)])
+    results = figures.load_results(tmp_path / "sweep")
+    assert results.kind == "curves" and results.panels[0].vary == ("weight_decay",)
+    assert plots.draw(tmp_path / "sweep").name == "figure.png"
+
+
+def test_missing_results_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a results folder"):
+        figures.load_results(tmp_path)
+
+
+def _load_figure_script():
+    path = Path(__file__).resolve().parent.parent / "experiments" / "figure.py"
+    spec = importlib.util.spec_from_file_location("figure_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figure_command_end_to_end_on_digits(tmp_path):
+    """A two-panel figure on scikit-learn's digits: sweeps, figure.json, PNG, trends."""
+    script = _load_figure_script()
+    c = base_config("mlp_bn")
+    c.model.width, c.model.depth = 8, 1
+    c.data.name, c.data.source = "digits", "sklearn"
+    c.augment.crop = c.augment.flip = c.augment.rotate = False
+    c.train.epochs = 1
+    c.train.eval_batch_size = 512
+    c.sweep.seeds = (0, 1)
+    c.sweep.weight_decays = (0.0, 1e-3, 1e-2)
+    c.rank.spectra_every = 0
+    if "checkpoint" in c:
+        c.checkpoint.every = 0
+    c.figure = figures.figure_section(
+        6,
+        "curves",
+        "weight_decay",
+        [figures.panel(f"B={b}", {"sweep.batch_sizes": (b,)}) for b in (64, 128)],
+        scale="quick",
+        title="tiny",
+    )
+    out = tmp_path / "fig"
+    script.run_panels(c, out, None, progress=False, restart=False)
+    text = script.report(out)
+    assert (out / "fig06.png").exists() and (out / "trends.txt").exists()
+    assert "Spearman" in text
+    manifest = json.loads((out / "figure.json").read_text())
+    assert [p["label"] for p in manifest["panels"]] == ["B=64", "B=128"]
+    records = io.read_jsonl(out / "panel1" / "metrics.jsonl")
+    assert {r["batch_size"] for r in records} == {128} and len(records) == 2 * 3 * 2
+    script.publish(out, tmp_path / "pub")
+    assert {f.name for f in (tmp_path / "pub").iterdir()} >= {"fig06.png", "trends.txt"}
+    # A finished panel is not retrained.
+    before = (out / "panel0" / "metrics.jsonl").stat().st_mtime
+    script.run_panels(c, out, None, progress=False, restart=False)
+    assert (out / "panel0" / "metrics.jsonl").stat().st_mtime == before
