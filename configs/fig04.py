@@ -1,0 +1,59 @@
+"""Fig. 4: ResNet-18 on CIFAR-10, lines B, panels (μ, λ) = (1e-3, 6e-3), (5e-3, 6e-3), (1e-2, 4e-4).
+
+Full scale (the paper's protocol, appendix B)::
+
+    python experiments/figure.py --fig 4 --out workdirs/fig04
+
+Compute (``--estimate``): 45 members, 22,500 member-epochs, 18.2 M sequential SGD steps,
+≈ 4.57e+03 PFLOP: about 21 GPU-hours on one H200 under the assumptions of
+``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
+estimate, not a measurement.
+
+Quick (2-core CPU, offline data; not run here)::
+
+    python experiments/figure.py --fig 4 --quick --out workdirs/fig04_quick
+
+What to expect (Prediction 4.1): smaller B gives a lower final average rank in every
+panel; the paper also reports slightly better test accuracy for smaller B.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from lowrank.figures import DIGITS_REASON, figure_section, panel, paper_config, quick_variant
+
+BATCH_SIZES = (8, 16, 32, 64, 128)  # B: the lines (chosen; the paper plots only)
+PANELS = ((1e-3, 6e-3), (5e-3, 6e-3), (1e-2, 4e-4))  # the paper's (μ, λ)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = paper_config("resnet18")
+    c.sweep.batch_sizes = BATCH_SIZES  # one compile group per B
+    c.figure = figure_section(
+        4,
+        "curves",
+        "batch_size",
+        [
+            panel(
+                f"({'abc'[i]}) μ={mu:g}, λ={lam:g}",
+                {"sweep.learning_rates": (mu,), "sweep.weight_decays": (lam,)},
+            )
+            for i, (mu, lam) in enumerate(PANELS)
+        ],
+        scale="full",
+        title="ResNet-18, varying B",
+    )
+    if arg == "quick":
+        quick_variant(
+            c,
+            epochs=5,
+            train_subset=0,
+            dataset="digits",
+            model={"width": 8},
+            reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels); 15 "
+            "compile groups.",
+        )
+    elif arg:
+        raise ValueError(f"configs/fig04.py: unknown argument {arg!r}; use 'quick' or none.")
+    return c

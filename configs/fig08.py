@@ -1,0 +1,56 @@
+"""Fig. 8: RES-BN-5-500 on CIFAR-10, lines B, panels μ ∈ {0.025, 0.05, 0.1}, λ = 5e-4.
+
+Full scale (the paper's protocol, appendix B)::
+
+    python experiments/figure.py --fig 8 --out workdirs/fig08
+
+Compute (``--estimate``): 45 members, 22,500 member-epochs, 36.3 M sequential SGD steps,
+≈ 38.3 PFLOP: about 6.1 GPU-hours on one H200 under the assumptions of
+``lowrank.figures.estimate`` (a step takes at least 0.6 ms; 100 TFLOP/s sustained). An
+estimate, not a measurement.
+
+Quick (2-core CPU, offline Fashion-MNIST; not run here)::
+
+    python experiments/figure.py --fig 8 --quick --out workdirs/fig08_quick
+
+What to expect (Prediction 4.1): smaller B gives a lower final average rank, more so for
+larger μ. As in Fig. 7, λ = 5e-4 forgets slowly (log(2/ε)/(2μλ) ≈ 76 000 steps at
+μ = 0.1), so a quick run is not expected to show the full effect.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from lowrank.figures import figure_section, panel, paper_config, quick_variant
+
+BATCH_SIZES = (4, 8, 16, 32, 64)  # the lines (chosen: the paper shows them only in plots)
+LEARNING_RATES = (0.025, 0.05, 0.1)  # the paper's panels
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = paper_config("res_bn")
+    c.model.width = 500  # RES-BN-5-500
+    c.model.depth = 5
+    c.sweep.weight_decays = (5e-4,)  # λ
+    c.sweep.batch_sizes = BATCH_SIZES  # B: the lines (one compile group each)
+    c.figure = figure_section(
+        8,
+        "curves",
+        "batch_size",
+        [panel(f"μ={mu:g}", {"sweep.learning_rates": (mu,)}) for mu in LEARNING_RATES],
+        scale="full",
+        title="RES-BN-5-500, varying B (λ = 5e-4)",
+    )
+    if arg == "quick":
+        quick_variant(
+            c,
+            epochs=8,
+            train_subset=2000,
+            model={"width": 128},
+            reduced="RES-BN-5-128 instead of RES-BN-5-500 (16× fewer FLOPs per example in "
+            "the blocks; the 5-block structure is kept).",
+        )
+    elif arg:
+        raise ValueError(f"configs/fig08.py: unknown argument {arg!r}; use 'quick' or none.")
+    return c

@@ -1,0 +1,121 @@
+"""Every figure config (1–18) validates at full and quick scale; quick variants are offline."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from lowrank import figures
+from lowrank.config import ConfigError, base_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+NUMBERS = range(1, 19)
+
+# The paper's panels per figure (DESIGN.md §1) and what the lines vary.
+PANELS = {1: 4, 2: 3, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 3, 9: 3, 10: 3, 11: 3, 12: 3,
+          13: 3, 14: 4, 15: 4, 16: 1, 17: 1, 18: 1}  # fmt: skip
+MODELS = {1: "resnet18", 2: "resnet18", 3: "resnet18", 4: "resnet18", 5: "mlp_bn",
+          6: "mlp_bn", 7: "mlp_bn", 8: "res_bn", 9: "vit", 10: "vit", 11: "resnet18",
+          12: "vgg16", 13: "resnet18", 14: "resnet18", 15: "vgg16", 16: "resnet18",
+          17: "vgg16", 18: "mlp_bn"}  # fmt: skip
+
+
+def load(number: int):
+    path = CONFIGS / f"fig{number:02d}.py"
+    spec = importlib.util.spec_from_file_location(f"fig{number:02d}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_full_scale_is_the_paper_setting(number):
+    module = load(number)
+    c = module.get_config()
+    panels = figures.validate_figure(c)
+    assert c.figure.number == number and c.figure.scale == "full"
+    assert len(panels) == PANELS[number]
+    assert c.model.name == MODELS[number]
+    datasets = {p.config.data.name for p in panels}
+    if number == 13:
+        assert datasets == {"mnist", "fashion_mnist", "svhn_cropped"}
+    else:
+        assert datasets == {"cifar10"}
+    for p in panels:
+        assert p.config.train.epochs == (200 if c.model.name == "vit" else 500)
+        assert p.config.augment.crop and p.config.augment.flip and p.config.augment.rotate
+        assert len(p.config.sweep.seeds) >= 3
+    doc = module.__doc__
+    assert f"--fig {number} --out" in doc and f"--fig {number} --quick" in doc
+    assert "GPU-hours" in doc and "{full}" not in doc
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_quick_variant_is_offline_and_keeps_the_grid(number):
+    module = load(number)
+    full = figures.validate_figure(module.get_config())
+    quick_config = module.get_config("quick")
+    quick = figures.validate_figure(quick_config)
+    assert quick_config.figure.scale == "quick"
+    assert quick_config.figure.reduced  # says what was reduced and why
+    for p in quick:
+        assert p.config.data.name in figures.OFFLINE_DATASETS
+        assert p.config.train.epochs <= 15
+    if number != 13:  # Fig. 13's panels are the datasets, which change offline
+        assert len(quick) == len(full)
+        for f, q in zip(full, quick, strict=True):
+            assert f.vary == q.vary and f.label == q.label
+            for field in ("learning_rates", "weight_decays", "momenta", "batch_sizes"):
+                assert tuple(f.config.sweep[field]) == tuple(q.config.sweep[field]), field
+
+
+def test_unknown_argument_is_refused():
+    with pytest.raises(ValueError, match="unknown argument"):
+        load(6).get_config("huge")
+
+
+def test_figure_validation_names_bad_fields():
+    c = base_config("mlp_bn")
+    c.figure = figures.figure_section(
+        6,
+        "curvez",
+        "weight_decay",
+        [
+            figures.panel("typo", {"sweep.batch_sizez": (4,)}),
+        ],
+        scale="quick",
+        title="t",
+    )
+    with pytest.raises(ConfigError) as e:
+        figures.validate_figure(c)
+    assert "figure.kind='curvez'" in str(e.value) and "batch_sizez" in str(e.value)
+
+    c.figure.kind = "curves"
+    c.figure.panels = (figures.panel("B=4", {"sweep.learning_rates": (100.0,)}),)
+    c.sweep.weight_decays = (0.1,)
+    with pytest.raises(ConfigError, match="2μλ"):
+        figures.validate_figure(c)
+
+    c.sweep.weight_decays = (0.0,)
+    c.data.name = "cifar10"
+    with pytest.raises(ConfigError, match="offline data"):
+        figures.validate_figure(c)
+
+
+def test_panels_expand_without_the_figure_section():
+    c = load(13).get_config("quick")
+    panels = figures.panel_configs(c)
+    assert [p.config.data.name for p in panels] == ["fashion_mnist", "digits"]
+    assert panels[0].config.sweep.seeds == (0,) and panels[1].config.sweep.seeds == (0, 1, 2)
+    assert all("figure" not in p.config for p in panels)
+    assert "figure" in c  # the figure config itself is unchanged
+
+
+def test_estimate_counts_members_and_steps():
+    est = figures.estimate(load(6).get_config("quick"))
+    # 3 panels × (5 λ × 3 seeds); 12 epochs of 2000 examples at B = 4, 8, 16.
+    assert est["members"] == 45 and est["member_epochs"] == 45 * 12
+    assert est["sequential_steps"] == 12 * (500 + 250 + 125)
+    assert 0.2 < est["forward_mflop"] < 0.5  # MLP-BN-10-100 on 28×28 inputs
