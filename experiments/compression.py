@@ -1,0 +1,241 @@
+"""Compression study: train networks with different λ, truncate them by SVD, re-evaluate.
+
+    python experiments/compression.py --config=configs/compression.py:quick \\
+        --out workdirs/compression_quick --publish experiments/results/compression
+    python experiments/compression.py --config=configs/compression.py --out workdirs/compression
+
+Trains every member of the config's sweep (seeds × μ × λ × β, one batch size) with the
+engine's pure functions (``lowrank.train``: ``init_state``, ``train_epoch``, ``evaluate``,
+``jit``/``vmap``ped over members as ``lowrank.sweep`` does), saves the final parameters
+(``params.npz``: ``{path: (members, ...)}``, with BatchNorm statistics) and then, for each
+member, truncates every weight matrix with ``lowrank.compress`` (to its effective rank
+at each ``compress.epsilons`` and to each ``compress.fractions`` of its full rank) and
+re-evaluates test accuracy. Writes ``compression.jsonl`` (one row per member and level),
+``summary.txt`` and ``compression.png``. With ``params.npz`` present, training is skipped
+(``--retrain`` forces it), so the study can be redone or redrawn cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from lowrank import compress, data, io, models, optim, plots, rank, sweep, train
+from lowrank import config as config_lib
+from lowrank.datasets_local import DataError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/compression.py[:quick].")
+_OUT = flags.DEFINE_string("out", None, "Results folder (created).")
+_RETRAIN = flags.DEFINE_bool("retrain", False, "Train again even if params.npz exists.")
+_PUBLISH = flags.DEFINE_string("publish", None, "Copy the PNG and summary into this folder.")
+
+log = logging.getLogger("compression")
+
+
+def train_members(config, ds: data.Dataset, model) -> tuple[list[sweep.Member], Any, dict]:
+    """Trains all members (one batch size) in one vmapped program.
+
+    Returns:
+      The members, the final ``TrainState`` (leading members axis) and per-member test
+      accuracy and average rank at the first ε, as the engine measures them.
+    """
+    members = sweep.members(config)
+    if len(config.sweep.batch_sizes) != 1:
+        raise config_lib.ConfigError(
+            "bad config:\n  the compression study trains one batch size; "
+            f"sweep.batch_sizes={tuple(config.sweep.batch_sizes)}."
+        )
+    b = members[0].batch_size
+    steps = data.steps_per_epoch(ds.num_train, b, field="sweep.batch_sizes")
+    tx = optim.make_optimizer(config.optim, steps)
+    hparams = train.Hparams(
+        learning_rate=jnp.asarray([m.learning_rate for m in members], jnp.float32),
+        weight_decay=jnp.asarray([m.weight_decay for m in members], jnp.float32),
+        momentum=jnp.asarray([m.momentum for m in members], jnp.float32),
+    )
+    keys = jnp.stack([jax.random.PRNGKey(m.seed) for m in members])
+    init = functools.partial(train.init_state, model=model, tx=tx, input_shape=ds.input_shape)
+    state = jax.jit(jax.vmap(init))(keys, hparams)
+    epoch_fn = functools.partial(
+        train.train_epoch, model=model, tx=tx, batch_size=b, mean=ds.mean, std=ds.std,
+        aug_cfg=config.augment,
+    )  # fmt: skip
+    epoch_fn = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None)), donate_argnums=0)
+    eval_fn = functools.partial(
+        train.evaluate, model=model, batch_size=config.train.eval_batch_size, mean=ds.mean,
+        std=ds.std,
+    )  # fmt: skip
+    eval_fn = jax.jit(jax.vmap(eval_fn, in_axes=(0, None, None)))
+    train_x, train_y = jax.device_put(ds.train_images), jax.device_put(ds.train_labels)
+    test_x, test_y = jax.device_put(ds.test_images), jax.device_put(ds.test_labels)
+    for epoch in range(1, config.train.epochs + 1):
+        start = time.perf_counter()
+        state, metrics = epoch_fn(state, hparams, train_x, train_y, jnp.asarray(epoch))
+        loss = np.asarray(metrics["loss"])
+        log.info("epoch %d: loss %s (%.1fs)", epoch, np.round(loss, 3), time.perf_counter() - start)
+    test = jax.device_get(eval_fn(state, test_x, test_y))
+    eps = float(config.rank.epsilons[0])
+    selection, norm = sweep.rank_selection(config), config.rank.normalization
+    avg = jax.jit(jax.vmap(lambda p: rank.average_rank(p, eps, normalization=norm, **selection)))(
+        state.params
+    )
+    engine = {"test_accuracy": np.asarray(test["accuracy"]), f"avg_rank@{eps:g}": np.asarray(avg)}
+    return members, state, engine
+
+
+def save_params(path: Path, params: Any, batch_stats: Any) -> None:
+    arrays = {f"params/{p}": np.asarray(v) for p, v in rank.leaves_with_paths(params)}
+    arrays.update(
+        {f"batch_stats/{p}": np.asarray(v) for p, v in rank.leaves_with_paths(batch_stats)}
+    )
+    io.save_npz(path, arrays)
+
+
+def load_params(path: Path, params_like: Any, stats_like: Any) -> tuple[Any, Any]:
+    """Reads ``params.npz`` back into the structure of freshly initialized variables."""
+    with np.load(path) as z:
+        stored = {k: z[k] for k in z.files}
+
+    def fill(prefix: str, like: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(
+            lambda kp, _: stored[f"{prefix}/{rank.path_str(kp)}"], like
+        )
+
+    return fill("params", params_like), fill("batch_stats", stats_like)
+
+
+def member_slice(tree: Any, k: int) -> Any:
+    return jax.tree.map(lambda x: np.asarray(x)[k], tree)
+
+
+def summary(rows: list[dict[str, Any]], epsilons: tuple[float, ...]) -> str:
+    """Per λ: uncompressed accuracy, and for a few levels the parameters kept and accuracy."""
+    header = ["lambda", "seeds", "test acc", "level", "avg rank", "params kept", "test acc (cut)"]
+    levels = [("epsilon", e) for e in epsilons] + [("fraction", f) for f in (0.3, 0.1, 0.05)]
+    out = []
+
+    def ms(values: list[float], spec: str) -> str:
+        a = np.asarray(values, float)
+        return f"{format(a.mean(), spec)} ± {format(a.std(), spec)}"
+
+    for lam in sorted({r["weight_decay"] for r in rows}):
+        mine = [r for r in rows if r["weight_decay"] == lam]
+        base = [r["accuracy"] for r in mine if r["method"] == "none"]
+        for method, level in levels:
+            pts = [r for r in mine if r["method"] == method and math.isclose(r["level"], level)]
+            if not pts:
+                continue
+            out.append(
+                [
+                    lam,
+                    len(base),
+                    ms(base, ".3f"),
+                    f"ε={level:g}" if method == "epsilon" else f"{level:g}·full",
+                    ms([r["avg_rank"] for r in pts], ".1f"),
+                    ms([r["param_fraction"] for r in pts], ".3f"),
+                    ms([r["accuracy"] for r in pts], ".3f"),
+                ]
+            )
+    return io.format_table(header, out)
+
+
+def run(config, out: Path, retrain: bool) -> str:
+    config_lib.validate(config)
+    ds = data.load_dataset(config.data)
+    config_lib.validate_batch_sizes(config, ds.num_train)
+    log.info("data: %s", ds.describe())
+    model = models.build_model(config.model, ds.num_classes)
+    out.mkdir(parents=True, exist_ok=True)
+    io.atomic_write_text(out / "config.json", config.to_json_best_effort(indent=2) + "\n")
+    params_file = out / "params.npz"
+    members = sweep.members(config)
+    if retrain or not params_file.exists():
+        start = time.perf_counter()
+        members, state, engine = train_members(config, ds, model)
+        save_params(params_file, state.params, state.batch_stats)
+        io.atomic_write_text(
+            out / "members.json",
+            json.dumps(
+                [{**dataclasses.asdict(m), **{k: float(v[i]) for k, v in engine.items()}}
+                 for i, m in enumerate(members)], indent=1,
+            ) + "\n",
+        )  # fmt: skip
+        io.atomic_write_text(out / "train_seconds.txt", f"{time.perf_counter() - start:.1f}\n")
+        params, stats = state.params, state.batch_stats
+    else:
+        log.info("reusing %s (pass --retrain to train again)", params_file)
+        x = jnp.zeros((1, *ds.input_shape))
+        like = jax.eval_shape(
+            lambda: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
+                               x, train=False)
+        )  # fmt: skip
+        one = lambda t: jax.tree.map(lambda s: np.zeros((len(members), *s.shape), s.dtype), t)
+        params, stats = load_params(
+            params_file, one(like["params"]), one(like.get("batch_stats", {}))
+        )
+    c = config.compress
+    selection = sweep.rank_selection(config)
+    rows = []
+    for k, m in enumerate(members):
+        evaluate = compress.accuracy_fn(
+            model, ds.test_images, ds.test_labels, mean=ds.mean, std=ds.std,
+            batch_stats=member_slice(stats, k), batch_size=config.train.eval_batch_size,
+        )  # fmt: skip
+        curve = compress.compression_curve(
+            member_slice(params, k), evaluate, epsilons=tuple(c.epsilons),
+            fractions=tuple(c.fractions), normalization=config.rank.normalization, **selection,
+        )  # fmt: skip
+        for r in curve:
+            rows.append({"member": m.id, **m.hparams(), **r})
+        base = curve[0]["accuracy"]
+        log.info(
+            "member %d (λ=%g, seed %d): test accuracy %.4f", m.id, m.weight_decay, m.seed, base
+        )
+    path = out / "compression.jsonl"
+    path.unlink(missing_ok=True)
+    io.append_jsonl(path, rows)
+    table = summary(rows, tuple(c.epsilons[:3]))
+    io.atomic_write_text(out / "summary.txt", table + "\n")
+    title = (
+        f"Compression by truncated SVD: {config.model.name} on {config.data.name} "
+        f"(dotted: uncompressed)"
+    )
+    fig = plots.plot_compression(rows, title=title)
+    fig.savefig(out / "compression.png", dpi=90)
+    return table
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if _CONFIG.value is None or _OUT.value is None:
+        raise app.UsageError("give --config=configs/compression.py[:quick] and --out=DIR.")
+    try:
+        print(run(_CONFIG.value, Path(_OUT.value), _RETRAIN.value))
+    except (config_lib.ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if _PUBLISH.value:
+        dest = Path(_PUBLISH.value)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("compression.png", "summary.txt", "members.json", "train_seconds.txt"):
+            if (Path(_OUT.value) / name).exists():
+                shutil.copy2(Path(_OUT.value) / name, dest / name)
+
+
+if __name__ == "__main__":
+    app.run(main)
