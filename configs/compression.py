@@ -7,7 +7,8 @@ parameters kept (a rank-r matrix (m, n) counts r·(m + n) when that is less than
 
 Full scale (ResNet-18 on CIFAR-10, the paper's protocol, B = 16, μ = 0.5)::
 
-    python experiments/compression.py --config=configs/compression.py --out workdirs/compression
+    python experiments/compression_study.py --config=configs/compression.py \\
+        --out workdirs/compression
 
 Compute: 15 ResNet-18 members × 500 epochs (like one panel of Fig. 3: about 4 GPU-hours on
 one H200 under the assumptions of ``lowrank.figures.estimate``), plus 15 × 14 test-set
@@ -15,7 +16,7 @@ evaluations.
 
 Quick (2-core CPU, offline Fashion-MNIST; run here, see ``experiments/README.md``)::
 
-    python experiments/compression.py --config=configs/compression.py:quick \\
+    python experiments/compression_study.py --config=configs/compression.py:quick \\
         --out workdirs/compression_quick --publish experiments/results/compression
 
 What to expect: networks trained with larger λ have lower effective ranks, so truncating

@@ -1,8 +1,9 @@
 """Compression study: train networks with different λ, truncate them by SVD, re-evaluate.
 
-    python experiments/compression.py --config=configs/compression.py:quick \\
+    python experiments/compression_study.py --config=configs/compression.py:quick \\
         --out workdirs/compression_quick --publish experiments/results/compression
-    python experiments/compression.py --config=configs/compression.py --out workdirs/compression
+    python experiments/compression_study.py --config=configs/compression.py \\
+        --out workdirs/compression
 
 Trains every member of the config's sweep (seeds × μ × λ × β, one batch size) with the
 engine's pure functions (``lowrank.train``: ``init_state``, ``train_epoch``, ``evaluate``,
