@@ -591,31 +591,6 @@ def theorem33_window(mu: float, lam: float, eps: Any) -> Any:
 # ------------------------------------------------------------------ recording a window
 
 
-def window_init(example: PyTree, n: int) -> PyTree:
-    """A ring buffer for the last n values of ``example`` (zeros, leading axis n).
-
-    Memory: n times the size of ``example``; recording W, v and g of the selected weight
-    matrices costs ``3·n·Σ_l out_l·in_l`` numbers.
-    """
-    if n < 1:
-        raise ValueError(f"theory: window length n={n!r} must be ≥ 1.")
-    return jax.tree.map(lambda x: jnp.zeros((n, *jnp.shape(x)), jnp.result_type(x)), example)
-
-
-def window_push(buffer: PyTree, value: PyTree, step: Array) -> PyTree:
-    """Writes ``value`` into slot ``step mod n`` (jit-friendly)."""
-
-    def put(buf, x):
-        return jax.lax.dynamic_update_index_in_dim(buf, x.astype(buf.dtype), step % buf.shape[0], 0)
-
-    return jax.tree.map(put, buffer, value)
-
-
-def window_ordered(buffer: PyTree, steps_done: Any) -> PyTree:
-    """The buffer's entries oldest first, after ``steps_done`` pushes (≥ n)."""
-    return jax.tree.map(lambda b: jnp.roll(b, -(steps_done % b.shape[0]), axis=0), buffer)
-
-
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Window:

@@ -227,13 +227,6 @@ def test_coefficient_table_matches_each_window():
             np.testing.assert_allclose(gamma[-n:], g, rtol=1e-6)
 
 
-def test_window_ring_buffer_order():
-    buf = theory.window_init({"a": jnp.zeros(2)}, 3)
-    for step in range(7):
-        buf = theory.window_push(buf, {"a": jnp.full(2, float(step))}, jnp.int32(step))
-    np.testing.assert_array_equal(theory.window_ordered(buf, 7)["a"][:, 0], [4, 5, 6])
-
-
 def test_shape_errors():
     with pytest.raises(ValueError, match=r"oldest first with shape \(n, \*W.shape\)"):
         theory.forgetting_decomposition(jnp.zeros((3, 2)), jnp.zeros((4, 2, 3)), jnp.ones(4), 0.1)
