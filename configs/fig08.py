@@ -46,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         quick_variant(
             c,
             epochs=8,
-            train_subset=2000,
+            train_subset=1000,
             model={"width": 128},
             reduced="RES-BN-5-128 instead of RES-BN-5-500 (16× fewer FLOPs per example in "
             "the blocks; the 5-block structure is kept).",

@@ -656,6 +656,11 @@ def final_table(results: FigureResults, key: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _group_order(item: tuple[tuple, Any]) -> tuple:
+    """Numbers in numeric order, everything else by its text."""
+    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in item[0])
+
+
 def trends(results: FigureResults, key: str | None = None, min_values: int = 3) -> list[Trend]:
     """Prediction 4.1 measured: for each hyperparameter, ρ(value, final rank) per seed.
 
@@ -680,7 +685,7 @@ def trends(results: FigureResults, key: str | None = None, min_values: int = 3) 
         groups: dict[tuple, list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault(tuple(r[k] for k in others), []).append(r)
-        for gkey, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        for gkey, members in sorted(groups.items(), key=_group_order):
             values = sorted({r[h] for r in members})
             if len(values) < min_values:
                 continue
@@ -720,7 +725,11 @@ def _fmt(x: float, spec: str = ".2f") -> str:
 
 
 def trend_table(trend_list: Sequence[Trend]) -> str:
-    """A text table of trends: ρ mean ± std over seeds, its range, pooled ρ, rank range."""
+    """A text table of trends: ρ mean ± std over seeds, its range, pooled ρ, rank range.
+
+    ``seeds`` reads ``k/n`` when only k of the n seeds have a ρ (the others' ranks did not
+    vary, so ρ is undefined); the mean, spread and range are over those k.
+    """
     header = ["varied", "fixed", "values", "seeds", "rho mean ± std", "rho min..max",
               "pooled rho", "final rank (low → high value)", "predicted"]  # fmt: skip
     rows = []
@@ -738,7 +747,7 @@ def trend_table(trend_list: Sequence[Trend]) -> str:
                 SYMBOLS.get(t.hparam, t.hparam),
                 fixed or "-",
                 " ".join(f"{v:g}" for v in t.values),
-                len(t.rhos),
+                len(t.rhos) if len(finite) == len(t.rhos) else f"{len(finite)}/{len(t.rhos)}",
                 f"{_fmt(t.rho_mean, '+.2f')} ± {_fmt(t.rho_std)}",
                 rng,
                 _fmt(t.pooled, "+.2f"),
