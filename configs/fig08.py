@@ -51,6 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="RES-BN-5-128 instead of RES-BN-5-500 (16× fewer FLOPs per example in "
             "the blocks; the 5-block structure is kept).",
         )
+        c.figure.title = "RES-BN-5-128 (width reduced), varying B (λ = 5e-4)"
     elif arg:
         raise ValueError(f"configs/fig08.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

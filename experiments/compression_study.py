@@ -216,7 +216,7 @@ def run(config, out: Path, retrain: bool) -> str:
         f"(dotted: uncompressed)"
     )
     fig = plots.plot_compression(rows, title=title)
-    fig.savefig(out / "compression.png", dpi=90)
+    plots.save_png(fig, out / "compression.png")
     return table
 
 
