@@ -10,9 +10,10 @@ engine's pure functions (``lowrank.train``: ``init_state``, ``train_epoch``, ``e
 ``jit``/``vmap``ped over members as ``lowrank.sweep`` does), saves the final parameters
 (``params.npz``: ``{path: (members, ...)}``, with BatchNorm statistics) and then, for each
 member, truncates every weight matrix with ``lowrank.compress`` (to its effective rank
-at each ``compress.epsilons`` and to each ``compress.fractions`` of its full rank) and
-re-evaluates test accuracy. Writes ``compression.jsonl`` (one row per member and level),
-``summary.txt`` and ``compression.png``. With ``params.npz`` present, training is skipped
+at each ``compress.epsilons`` and to each ``compress.fractions`` of its full rank; the
+matrices matching ``compress.keep`` stay whole) and re-evaluates test accuracy. Writes
+``compression.jsonl`` (one row per member and level), ``summary.txt`` and
+``compression.png``. With ``params.npz`` present, training is skipped
 (``--retrain`` forces it), so the study can be redone or redrawn cheaply.
 """
 
@@ -190,6 +191,7 @@ def run(config, out: Path, retrain: bool) -> str:
         )
     c = config.compress
     selection = sweep.rank_selection(config)
+    selection["exclude"] = [*(selection["exclude"] or []), *c.get("keep", ())] or None
     rows = []
     for k, m in enumerate(members):
         evaluate = compress.accuracy_fn(

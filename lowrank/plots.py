@@ -21,7 +21,8 @@ through its object API (no pyplot state), so drawing is safe in tests and script
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,24 @@ from lowrank import figures
 from lowrank.figures import FigureResults, PanelResults
 
 _CMAP = "viridis"
+_FIRST_LAYER = re.compile(r"^(stem|patch_embed|embed|input)", re.IGNORECASE)
+_LAST_LAYER = re.compile(r"^(classifier|head|logits|output)", re.IGNORECASE)
+
+
+def layer_order(paths: Iterable[str]) -> list[str]:
+    """Paths from input to output: stem/embedding first, classifier last, numbers numeric.
+
+    Results files keep layers in sorted key order (JAX sorts dict keys), so the depth
+    order is restored from the names.
+    """
+
+    def key(path: str) -> tuple:
+        top = path.split("/")[0]
+        group = 0 if _FIRST_LAYER.match(top) else 2 if _LAST_LAYER.match(top) else 1
+        parts = re.split(r"(\d+)", path)
+        return (group, tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts))
+
+    return sorted(paths, key=key)
 
 
 def _colors(n: int, cmap: str = _CMAP) -> list[Any]:
@@ -166,15 +185,17 @@ def plot_norm_ratios(results: FigureResults) -> Figure:
     n = len(results.panels)
     cols = min(n, 2)
     rows = -(-n // cols)
-    fig = Figure(figsize=(4.6 * cols + 1.8, 3.2 * rows), layout="constrained")
+    per_panel = [_layer_series(p, "norm_ratio") for p in results.panels]
+    n_layers = max((len(layers) for layers in per_panel), default=1)
+    height = max(3.2 * rows, 0.16 * n_layers + 1.2)  # room for the legend of all layers
+    fig = Figure(figsize=(4.6 * cols + 1.8, height), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
-    for ax, p in zip(axes, results.panels, strict=False):
-        layers = _layer_series(p, "norm_ratio")
+    for ax, p, layers in zip(axes, results.panels, per_panel, strict=False):
         colors = _colors(len(layers), "plasma")
-        for (path, s), c in zip(layers.items(), colors, strict=True):
-            _band(ax, s, c, _short(path))
+        for path, c in zip(layer_order(layers), colors, strict=True):
+            _band(ax, layers[path], c, _short(path))
         ax.axhline(1.0, color="k", lw=0.8, ls=":")
         ax.set_title(p.label, fontsize=10)
         ax.set_xlabel("epoch")
@@ -183,7 +204,7 @@ def plot_norm_ratios(results: FigureResults) -> Figure:
         ax.tick_params(labelsize=8)
     if results.panels:
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", fontsize=6, title="layer")
+        fig.legend(handles, labels, loc="outside right center", fontsize=6, title="layer")
     fig.suptitle(_title(results), fontsize=10)
     return fig
 
@@ -216,7 +237,7 @@ def plot_spectra(results: FigureResults, max_layers: int = 24) -> Figure:
     """Singular values of each layer, one line per setting (batch size) (Figs. 16–17)."""
     p = results.panels[0]
     stats, epoch = spectra_by_setting(p)
-    paths = list(stats)[:max_layers]
+    paths = layer_order(stats)[:max_layers]
     cols = min(5, max(1, len(paths)))
     rows = max(1, -(-len(paths) // cols))
     fig = Figure(figsize=(2.9 * cols, 2.4 * rows + 0.6), layout="constrained")
