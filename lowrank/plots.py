@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lowrank import figures
 from lowrank.figures import FigureResults, PanelResults
@@ -62,6 +63,8 @@ def _colors(n: int, cmap: str = _CMAP) -> list[Any]:
 
 
 def _band(ax: Axes, s: figures.Series, color: Any, label: str | None, style: str = "-") -> None:
+    """A mean line with ± std shaded (over seeds); epochs on an integer axis."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.plot(s.epochs, s.mean, style, color=color, label=label, lw=1.4)
     if s.seeds > 1 and np.isfinite(s.std).any():
         ax.fill_between(s.epochs, s.mean - s.std, s.mean + s.std, color=color, alpha=0.2, lw=0)
@@ -252,7 +255,7 @@ def plot_spectra(results: FigureResults, max_layers: int = 24) -> Figure:
             ax.fill_between(idx, np.maximum(mean - std, 1e-12), mean + std, color=c, alpha=0.2)
         ax.set_yscale("log")
         ax.set_title(f"layer {i + 1}: {_short(path)}", fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(which="both", labelsize=6)
         ax.grid(alpha=0.3)
     if paths:
         axes[0].legend(fontsize=6)
