@@ -77,6 +77,14 @@ def _title(results: FigureResults) -> str:
     return f"{number}{scale}: {f.get('title', '')}".strip(": ")
 
 
+def _suptitle(fig: Figure, text: str) -> None:
+    """The figure's title, wrapped to its width (about 12 characters per inch at 10 pt)."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 12))
+    fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=10)
+
+
 def plot_curves(results: FigureResults, epsilon: float | None = None) -> Figure:
     """Average rank (top row) and train/test accuracy (bottom row), one column per panel."""
     eps = results.epsilon if epsilon is None else epsilon
@@ -101,7 +109,7 @@ def plot_curves(results: FigureResults, epsilon: float | None = None) -> Figure:
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
-    fig.suptitle(_title(results), fontsize=10)
+    _suptitle(fig, _title(results))
     return fig
 
 
@@ -150,7 +158,7 @@ def plot_heatmaps(results: FigureResults, epsilon: float | None = None) -> Figur
                 ax.text(k, i, text, ha="center", va="center", fontsize=6, color="w")
         ax.set_title(p.label, fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.8, label=f"final average rank (ε={eps:g})")
-    fig.suptitle(_title(results), fontsize=10)
+    _suptitle(fig, _title(results))
     return fig
 
 
@@ -208,7 +216,7 @@ def plot_norm_ratios(results: FigureResults) -> Figure:
     if results.panels:
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6, title="layer")
-    fig.suptitle(_title(results), fontsize=10)
+    _suptitle(fig, _title(results))
     return fig
 
 
@@ -260,7 +268,7 @@ def plot_spectra(results: FigureResults, max_layers: int = 24) -> Figure:
     if paths:
         axes[0].legend(fontsize=6)
         axes[0].set_ylabel("σ_i")
-    fig.suptitle(f"{_title(results)} (epoch {epoch})", fontsize=10)
+    _suptitle(fig, f"{_title(results)} (epoch {epoch})")
     return fig
 
 
@@ -334,7 +342,7 @@ def plot_bound(results: FigureResults) -> Figure:
     ax_a.legend(fontsize=7)
     ax_a.grid(alpha=0.3)
     ax_a.set_title("train and test accuracy", fontsize=9)
-    fig.suptitle(_title(results), fontsize=10)
+    _suptitle(fig, _title(results))
     return fig
 
 
@@ -379,7 +387,7 @@ def plot_compression(rows: Sequence[dict[str, Any]], title: str = "") -> Figure:
         ax_.set_ylabel("test accuracy")
         ax_.grid(alpha=0.3, which="both")
         ax_.legend(fontsize=7)
-    fig.suptitle(title or "Compression by truncated SVD (dotted: uncompressed)", fontsize=10)
+    _suptitle(fig, title or "Compression by truncated SVD (dotted: uncompressed)")
     return fig
 
 
