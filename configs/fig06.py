@@ -50,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             epochs=12,
             train_subset=2000,
             reduced="The model is the paper's (it is small); 2000 examples keep B = 4 at "
-            "500 steps per epoch, so the three panels fit about 15 minutes.",
+            "500 steps per epoch (20 minutes for the three panels on a shared 2-core CPU).",
         )
     elif arg:
         raise ValueError(f"configs/fig06.py: unknown argument {arg!r}; use 'quick' or none.")
