@@ -11,8 +11,10 @@ never lone absolute times):
   run under ``jax.enable_x64(True)``), for speed and for agreement of the threshold rank
   at ε = 1e-3 with (a) and with a float64 NumPy reference.
 
-Each is timed at the default BLAS thread count and with BLAS limited to one thread
-(``threadpoolctl``; jaxlib's CPU LAPACK kernels call SciPy's OpenBLAS, NumPy has its own).
+Each is timed with BLAS limited to one thread and at the default BLAS thread count
+(``--blas``; ``threadpoolctl``: jaxlib's CPU LAPACK kernels call SciPy's OpenBLAS, NumPy has
+its own), and, for reference, on the tall orientation of each matrix (σ(M) = σ(Mᵀ);
+LAPACK is faster on tall matrices).
 Timings are interleaved (every repeat runs every method once, in rotating order) so that
 load from other processes hits all methods alike; medians are reported.
 
@@ -21,15 +23,17 @@ Further sections run in subprocesses, because they need a fresh process (``XLA_F
 
 * ``variants``: the JAX path with ``--xla_cpu_multi_thread_eigen=false``, with
   ``OPENBLAS_NUM_THREADS=1``, with LAPACK's ``gesvd`` instead of ``gesdd``, in float64,
-  and without the chaining of the shape groups that ``rank.spectra_of`` adds;
+  on the tall orientation, and without the chaining of the shape groups that
+  ``rank.spectra_of`` adds;
 * ``deadlock``: jitted programs with several independent batched ``eigvalsh``/``svd``
   calls, each in a subprocess under a watchdog that tells a deadlock (no progress and no
   CPU time used) from a slow run, and asks gdb (if installed) where the threads wait.
 
 Run (from the repository root)::
 
-    .venv/bin/python benchmarks/bench_rank.py            # everything (about 10-20 min)
-    .venv/bin/python benchmarks/bench_rank.py --quick    # K = 1 and a few probes
+    .venv/bin/python benchmarks/bench_rank.py            # everything (20-40 min, loaded)
+    .venv/bin/python benchmarks/bench_rank.py --blas 1   # skip the slow default-threads runs
+    .venv/bin/python benchmarks/bench_rank.py --quick    # K = 1 and three probes
     .venv/bin/python benchmarks/bench_rank.py --sections speed,agreement --ks 1,8
 """
 
@@ -147,6 +151,14 @@ def decaying_matrices(
 def numpy_loop(mats: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """Baseline (b): one ``np.linalg.svd(compute_uv=False)`` per matrix per member."""
     return {p: [np.linalg.svd(m, compute_uv=False) for m in stack] for p, stack in mats.items()}
+
+
+def numpy_loop_tall(mats: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """The NumPy loop on the tall orientation (``m.T`` where wider than tall): same σ."""
+    return {
+        p: [np.linalg.svd(m.T if m.shape[0] < m.shape[1] else m, compute_uv=False) for m in stack]
+        for p, stack in mats.items()
+    }
 
 
 def grouped_svdvals(
@@ -345,6 +357,7 @@ def speed(ks: list[int], repeats: int, blas: list[str]) -> dict[str, Any]:
         svd = jax.jit(jax.vmap(library_fn("svd")))
         with jax.enable_x64(True):
             gram = jax.jit(jax.vmap(library_fn("gram")))
+        tall = jax.jit(jax.vmap(params_fn(gesdd_tall, chain=True)))
         single = jax.tree_util.tree_map(lambda a: a[0], dparams)
         plain = jax.jit(library_fn("svd"))
         cases = []
@@ -353,6 +366,16 @@ def speed(ks: list[int], repeats: int, blas: list[str]) -> dict[str, Any]:
                 Case(f"numpy loop [{tag}]", functools.partial(numpy_loop, mats), threads, False),
                 Case(f"jax svd vmap [{tag}]", functools.partial(svd, dparams), threads, False),
                 Case(f"jax gram vmap [{tag}]", functools.partial(gram, dparams), threads, True),
+                # What a transpose to the tall side gives each (σ(M) = σ(Mᵀ)).
+                Case(
+                    f"numpy loop, tall [{tag}]",
+                    functools.partial(numpy_loop_tall, mats),
+                    threads,
+                    False,
+                ),
+                Case(
+                    f"jax svd vmap, tall [{tag}]", functools.partial(tall, dparams), threads, False
+                ),
             ]
             if k == 1:
                 plain_case = functools.partial(plain, single)
@@ -376,6 +399,11 @@ def speed(ks: list[int], repeats: int, blas: list[str]) -> dict[str, Any]:
                 base[tag] / by[f"jax gram vmap [{tag}]"].median
             )
             ratios[f"gram time / svd time [{tag}]"] = by[f"jax gram vmap [{tag}]"].median / svd_t
+            tall_t = by[f"jax svd vmap, tall [{tag}]"].median
+            ratios[f"numpy loop / jax svd tall [{tag}]"] = base[tag] / tall_t
+            ratios[f"numpy loop tall / jax svd tall [{tag}]"] = (
+                by[f"numpy loop, tall [{tag}]"].median / tall_t
+            )
         best_svd = min(by[f"jax svd vmap [{tag}]"].median for _, tag in settings)
         ratios["best numpy loop / best jax svd"] = min(base.values()) / best_svd
         for name, v in ratios.items():
@@ -487,12 +515,12 @@ PROBES: dict[str, dict[str, Any]] = {
         "k": 8,
         "env": {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"},
     },
-    "resnet-gram-unchained-k8-blas1": {
+    "resnet-gram-unchained-k8-blas-all-cores": {
         "kind": "resnet",
         "dec": "gram",
         "chain": False,
         "k": 8,
-        "env": {"OPENBLAS_NUM_THREADS": "1"},
+        "env": {"OPENBLAS_NUM_THREADS": str(os.cpu_count() or 1)},
     },
     # Minimal programs: n independent batched calls on (batch, d, d) stacks, each call
     # right after a matmul ("gram": x @ xᵀ, so it starts on a pool thread) or not.
@@ -587,10 +615,19 @@ PROBES: dict[str, dict[str, Any]] = {
         "pre": "gram",
     },
 }
-QUICK_PROBES = (
+QUICK_PROBES = ("resnet-gram-unchained-k8", "resnet-gram-chained-k8", "eigvalsh-f64-9calls-8x128")
+DEFAULT_PROBES = (
     "resnet-gram-unchained-k8",
+    "resnet-gram-unchained-k1",
     "resnet-gram-chained-k8",
-    "gram-eigvalsh-f64-2calls-8x512",
+    "resnet-svd-unchained-k8",
+    "resnet-svd-chained-k8",
+    "resnet-gram-unchained-k8-noeigen",
+    "resnet-gram-unchained-k8-blas-all-cores",
+    "eigvalsh-f64-2calls-8x512",
+    "eigvalsh-f64-9calls-8x128",
+    "svd-f32-9calls-8x128",
+    "gram-eigvalsh-f64-4calls-8x256",
 )
 
 
@@ -738,7 +775,7 @@ def variants(k: int, repeats: int, with_default_threads: bool) -> dict[str, Any]
     """
     # (title, environment, BLAS thread limit via threadpoolctl, variants)
     eigen_off = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
-    runs: list[tuple[str, dict[str, str], int | None, list[str]]] = [
+    runs: list[tuple] = [
         (
             "BLAS 1 thread (threadpoolctl)",
             {},
@@ -758,7 +795,15 @@ def variants(k: int, repeats: int, with_default_threads: bool) -> dict[str, Any]
             "unchained groups, BLAS 1 thread (may hang)",
             {},
             1,
-            ["gesdd chained", "gesdd unchained", "gram chained", "gram unchained"],
+            ["gesdd chained", "gesdd unchained"],
+        ),
+        # The Gram route without chaining deadlocks at K = 8 (see the deadlock section).
+        (
+            "unchained Gram route, K=1, BLAS 1 thread (may hang)",
+            {},
+            1,
+            ["gram chained", "gram unchained"],
+            1,
         ),
     ]
     if with_default_threads:
@@ -767,9 +812,10 @@ def variants(k: int, repeats: int, with_default_threads: bool) -> dict[str, Any]
             ("--xla_cpu_multi_thread_eigen=false", eigen_off, None, ["library svd"]),
         ]
     out: dict[str, Any] = {}
-    for title, env, threads, names in runs:
-        spec = json.dumps({"k": k, "repeats": repeats, "threads": threads, "variants": names})
-        print(f"\nvariants [{title}] K={k}: load {loadavg()}", flush=True)
+    for title, env, threads, names, *run_k in runs:
+        kk = run_k[0] if run_k else k
+        spec = json.dumps({"k": kk, "repeats": repeats, "threads": threads, "variants": names})
+        print(f"\nvariants [{title}] K={kk}: load {loadavg()}", flush=True)
         res = run_subprocess(["--worker-variants", spec], env, stall_s=120, limit_s=1800)
         result_lines = [ln for ln in res["lines"] if ln.startswith("RESULT ")]
         if res["status"] != "ok" or not result_lines:
@@ -790,7 +836,9 @@ def deadlock(names: list[str], reps: int) -> dict[str, Any]:
     rows = []
     for name in names:
         spec = {**PROBES[name], "reps": reps}
-        env = spec.pop("env", {})
+        # One BLAS thread unless the probe says otherwise: the hang does not depend on it
+        # (see the blas-all-cores probe) and nested OpenBLAS threads crawl under load.
+        env = {"OPENBLAS_NUM_THREADS": "1", **spec.pop("env", {})}
         res = run_subprocess(
             ["--worker-probe", json.dumps(spec)], env, stall_s=60, limit_s=400, diagnose=True
         )
@@ -826,7 +874,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--variant-k", type=int, default=8, help="K of the variants section")
     p.add_argument("--agreement-k", type=int, default=2, help="K of the agreement section")
-    p.add_argument("--probes", default="", help="probe names (default: all; see PROBES)")
+    p.add_argument("--probes", default="", help="probe names (default DEFAULT_PROBES; PROBES)")
     p.add_argument("--probe-reps", type=int, default=5, help="calls per deadlock probe")
     p.add_argument("--json", default="", help="write all results to this JSON file")
     p.add_argument("--worker-variants", default="", help=argparse.SUPPRESS)
@@ -841,7 +889,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     ks = [int(x) for x in a.ks.split(",")]
-    repeats, probes = a.repeats, [x for x in a.probes.split(",") if x] or list(PROBES)
+    repeats = a.repeats
+    probes = [x for x in a.probes.split(",") if x] or list(DEFAULT_PROBES)
     if a.quick:
         ks, repeats, probes = [1], min(repeats, 2), list(QUICK_PROBES)
         a.variant_k, a.agreement_k = 1, 1
@@ -864,7 +913,10 @@ def main(argv: list[str] | None = None) -> None:
     if "variants" in sections:
         results["variants"] = variants(a.variant_k, repeats, "default" in a.blas.split(","))
     if "deadlock" in sections:
-        print("\nDeadlock probes (watchdog: no output for 60 s and no CPU use for 5 s)")
+        print(
+            "\nDeadlock probes (OPENBLAS_NUM_THREADS=1 unless named otherwise; a hang is no "
+            "output for 60 s and no CPU time for 5 s)"
+        )
         results["deadlock"] = deadlock(probes, a.probe_reps)
     results["loadavg_end"] = loadavg()
     print(f"\ndone in {time.perf_counter() - start:.0f}s; load average now {loadavg()}")

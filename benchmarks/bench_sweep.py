@@ -14,9 +14,11 @@ same run (DESIGN.md §3):
   fraction of the measured matmul rate that the sweep reaches.
 
 ``--profile`` then takes the engine apart at one (K, B) (default 16, 16) and times the
-pieces in one process, interleaved: the full epoch, without augmentation, without the
-gather/standardize (a fixed batch), forward+backward alone, a plain SGD update instead of
-the optax chain, and a hand-written batched matmul-only MLP of the same shapes.
+pieces in one process, interleaved: the full epoch, the same with its ``lax.scan`` unrolled
+8× (XLA:CPU runs convolutions inside a while loop far slower), without rotation or any
+augmentation, without the gather/standardize (a fixed batch), forward+backward alone, a
+plain SGD update instead of the optax chain, and (MLP) a hand-written batched matmul-only
+MLP of the same shapes.
 
 Run (from the repository root)::
 
@@ -29,6 +31,7 @@ Run (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import itertools
 import json
@@ -37,7 +40,7 @@ import os
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -390,6 +393,26 @@ def throughput(
 # -------------------------------------------------------------------------- profile
 
 
+@contextlib.contextmanager
+def scan_unroll(n: int) -> Iterator[None]:
+    """While tracing inside, every ``jax.lax.scan`` unrolls its loop body n times.
+
+    Profiling only: it measures what ``lax.scan(..., unroll=n)`` in ``train.train_epoch``
+    would give without copying the engine.
+    """
+    original = jax.lax.scan
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        kwargs["unroll"] = n
+        return original(*args, **kwargs)
+
+    jax.lax.scan = patched
+    try:
+        yield
+    finally:
+        jax.lax.scan = original
+
+
 def _scan_epoch(body: Callable, state: Any, steps: int) -> Callable:
     def run(state: Any) -> Any:
         state, out = jax.lax.scan(body, state, jnp.arange(steps))
@@ -399,7 +422,13 @@ def _scan_epoch(body: Callable, state: Any, steps: int) -> Callable:
 
 
 def profile(
-    name: str, k: int, b: int, examples: int | None, repeats: int, rate: MatmulRate
+    name: str,
+    k: int,
+    b: int,
+    examples: int | None,
+    repeats: int,
+    rate: MatmulRate,
+    unroll: int = 8,
 ) -> dict:
     """Times pieces of the engine at one (K, B), interleaved, in this process."""
     family, overrides, shape, aug = MODELS[name]
@@ -463,6 +492,12 @@ def profile(
     cases: dict[str, Callable[[], Any]] = {}
     full = engine_epoch(cfg.augment)
     cases["engine train_epoch (as configured)"] = lambda: full(
+        group.state, group.hparams, x, y, jnp.asarray(1)
+    )
+    unrolled = engine_epoch(cfg.augment)
+    with scan_unroll(unroll):  # trace + compile here; later calls reuse the executable
+        jax.block_until_ready(unrolled(group.state, group.hparams, x, y, jnp.asarray(1)))
+    cases[f"engine, epoch scan unrolled {unroll}×"] = lambda: unrolled(
         group.state, group.hparams, x, y, jnp.asarray(1)
     )
     if aug:
@@ -564,9 +599,7 @@ def matmul_only_mlp(
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument(
-        "--quick", action="store_true", help="mlp and resnet8 at K 1,16 and B 16"
-    )
+    p.add_argument("--quick", action="store_true", help="mlp and resnet8 at K 1,16 and B 16")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help=f"of {list(MODELS)}")
     p.add_argument("--ks", default="1,4,16,64", help="member counts")
     p.add_argument("--batch-sizes", default="8,16,128", help="batch sizes")
