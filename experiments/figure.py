@@ -18,6 +18,11 @@ folder alone, and ``OUT/trends.txt`` holds Prediction 4.1's Spearman correlation
 
 from __future__ import annotations
 
+import os
+
+# As lowrank.main: one OpenBLAS thread inside jaxlib's LAPACK kernels; a user's value wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import inspect
 import json
 import logging

@@ -21,6 +21,10 @@ import orbax.checkpoint as ocp
 
 from lowrank import io
 
+# Fields that choose how the run executes, not what it computes: a run may resume with
+# other values (e.g. after moving from a GPU to a CPU).
+EXECUTION_FIELDS = frozenset({"train.unroll", "sweep.vectorize", "train.eval_batch_size"})
+
 
 class WorkdirConfigError(ValueError):
     """The workdir holds results of a different config."""
@@ -46,7 +50,11 @@ def claim_workdir(workdir: Path, config: ml_collections.ConfigDict, restart: boo
     if saved.exists() and not restart:
         old = _flatten(json.loads(saved.read_text()))
         new = _flatten(json.loads(new_text))
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        changed = sorted(
+            k
+            for k in old.keys() | new.keys()
+            if old.get(k) != new.get(k) and k not in EXECUTION_FIELDS
+        )
         if changed:
             shown = "; ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed[:8])
             raise WorkdirConfigError(
@@ -54,6 +62,7 @@ def claim_workdir(workdir: Path, config: ml_collections.ConfigDict, restart: boo
                 f"{'; ...' if len(changed) > 8 else ''}). Use another --workdir, or pass "
                 "--restart to delete its results and start over."
             )
+        io.atomic_write_text(saved, new_text)  # records the execution fields of this run
         return True
     if restart:
         for name in ("metrics.jsonl", "theory.jsonl", "summary.txt", "members.json"):

@@ -16,6 +16,7 @@ import ml_collections
 from lowrank import augment, data, models, optim, rank
 
 PRECISIONS = ("default", "high", "highest")
+VECTORIZE = ("vmap", "loop")
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,10 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     # Matrix-multiply precision (jax.default_matmul_precision): "default" lets GPUs use
     # TF32; "highest" forces full float32.
     c.train.precision = "default"
+    # Steps per loop iteration of the epoch's lax.scan (0: automatic, 8 for convolutional
+    # models on CPU, else 1). XLA:CPU runs convolutions inside a rolled loop several times
+    # slower (jax-ml/jax#12868); unrolling trades compile time for speed. Same results.
+    c.train.unroll = 0
 
     # The members of the sweep: the Cartesian product of these lists. Batch sizes split
     # the sweep into compile groups, run one after another; all other values are traced.
@@ -46,6 +51,11 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.sweep.weight_decays = (5e-4,)  # λ, the paper's (PyTorch weight_decay = 2λ)
     c.sweep.momenta = (0.0,)  # β (paper: 0 unless stated)
     c.sweep.batch_sizes = (16,)  # B
+    # How a compile group's members run: "vmap" (one program over all members; the fast
+    # choice on GPUs and for dense models) or "loop" (the one-member program called for
+    # each member in turn, on one device; faster for conv nets on CPU, where vmap turns
+    # per-member convolutions into slow grouped convolutions).
+    c.sweep.vectorize = "vmap"
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 10  # save the sweep state every this many epochs (and at the end)
@@ -149,6 +159,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
     check(
         t.precision in PRECISIONS, f"train.precision={t.precision!r}: choose one of {PRECISIONS}."
+    )
+    check(
+        isinstance(t.unroll, int) and not isinstance(t.unroll, bool) and t.unroll >= 0,
+        f"train.unroll={t.unroll!r}: must be an integer ≥ 0 (0: automatic, 1: no unrolling).",
+    )
+    check(
+        config.sweep.get("vectorize") in VECTORIZE,
+        f"sweep.vectorize={config.sweep.get('vectorize')!r}: choose one of {VECTORIZE}.",
     )
 
     seeds = _grid(errors, config, "seeds")

@@ -8,7 +8,13 @@ the text after a colon: ``--config=configs/default.py:quick``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+# jaxlib's batched LAPACK kernels (the rank SVDs) already spread a batch over XLA's
+# threads; OpenBLAS threads nested in them ran 5-50x slower on a busy 2-core CPU
+# (benchmarks/README.md). Set before NumPy, SciPy or JAX load OpenBLAS; a user's value wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax
 from absl import app, flags

@@ -139,6 +139,52 @@ def to_host(tree: Any) -> Any:
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def scan_unroll(config: ml_collections.ConfigDict) -> int:
+    """``train.unroll``, with 0 resolved: 8 for convolutional models on CPU, else 1."""
+    unroll = config.train.get("unroll", 0)
+    if unroll:
+        return unroll
+    on_cpu = jax.default_backend() == "cpu"
+    return 8 if on_cpu and config.model.name in models.CONVOLUTIONAL else 1
+
+
+def _over_members(config: ml_collections.ConfigDict):
+    """How a compile group applies a one-member function to its stacked members.
+
+    Returns ``wrap(fn, n_mapped, donate=False)``: a function of the same arguments as
+    ``fn`` whose first ``n_mapped`` arguments carry a leading members axis (the rest are
+    shared). ``sweep.vectorize = "vmap"`` gives ``jit(vmap(fn))``, one program over all
+    members; ``"loop"`` compiles ``fn`` for one member and calls it for each member in
+    turn, slicing and restacking the members axis (one device only).
+    """
+    if config.sweep.get("vectorize", "vmap") == "vmap":
+
+        def wrap_vmap(fn, n_mapped, donate=False):
+            in_axes = (0,) * n_mapped + (None,) * 8
+            return jax.jit(
+                lambda *args: jax.vmap(fn, in_axes=in_axes[: len(args)])(*args),
+                donate_argnums=(0,) if donate else (),
+            )
+
+        return wrap_vmap
+
+    take = jax.jit(lambda tree, i: jax.tree_util.tree_map(lambda x: x[i], tree))
+    stack = jax.jit(lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees))
+
+    def wrap_loop(fn, n_mapped, donate=False):
+        one = jax.jit(fn, donate_argnums=(0,) if donate else ())
+
+        def looped(*args):
+            mapped, shared = args[:n_mapped], args[n_mapped:]
+            k = jax.tree_util.tree_leaves(mapped[0])[0].shape[0]
+            outs = [one(*take(mapped, i), *shared) for i in range(k)]
+            return stack(*outs)
+
+        return looped
+
+    return wrap_loop
+
+
 class _Group:
     """The compiled functions and device state of one compile group.
 
@@ -157,8 +203,10 @@ class _Group:
         o = config.optim
         self.multiplier = optim.lr_multiplier(o.schedule, o.milestones, o.factor, self.steps)
         tx = optim.make_optimizer(o, self.steps)
+        over_members = _over_members(config)
+        unroll = scan_unroll(config)
         init = functools.partial(train.init_state, model=model, tx=tx, input_shape=ds.input_shape)
-        self.init_fn = jax.jit(jax.vmap(init))
+        self.init_fn = over_members(init, 2)
         epoch = functools.partial(
             train.train_epoch,
             model=model,
@@ -167,16 +215,18 @@ class _Group:
             mean=ds.mean,
             std=ds.std,
             aug_cfg=config.augment,
+            unroll=unroll,
         )
-        self.epoch_fn = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None, None)), donate_argnums=0)
+        self.epoch_fn = over_members(epoch, 2, donate=True)
         evaluate = functools.partial(
             train.evaluate,
             model=model,
             batch_size=config.train.eval_batch_size,
             mean=ds.mean,
             std=ds.std,
+            unroll=unroll,
         )
-        self.eval_fn = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None)))
+        self.eval_fn = over_members(evaluate, 1)
         measure = functools.partial(
             train.measure,
             epsilons=tuple(config.rank.epsilons),
@@ -199,11 +249,8 @@ class _Group:
                     )
                 ),
             )
-            self.record_fn = jax.jit(
-                jax.vmap(
-                    functools.partial(epoch, record=recording), in_axes=(0, 0, None, None, None)
-                ),
-                donate_argnums=0,
+            self.record_fn = over_members(
+                functools.partial(epoch, record=recording), 2, donate=True
             )
         self.set_active(list(range(len(group_members))), fresh=True)
 
@@ -409,6 +456,12 @@ def run(
     epsilons = tuple(float(e) for e in config.rank.epsilons)
     m_l = structure.patch_counts(model, ds.input_shape, **rank_selection(config))
     mesh = member_mesh()
+    if config.sweep.get("vectorize", "vmap") == "loop" and mesh.size > 1:
+        raise config_lib.ConfigError(
+            f"sweep.vectorize='loop' runs members one after another on one device, but "
+            f"{mesh.size} devices are visible; use sweep.vectorize='vmap' to spread the "
+            "members over them, or make one device visible (e.g. CUDA_VISIBLE_DEVICES=0)."
+        )
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     train_x, train_y, test_x, test_y = _shard(
         (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated
@@ -473,7 +526,10 @@ def run(
                             theory_path.stat().st_size if writer and theory_path.exists() else 0
                         ),
                     }
-                    ckpts.save(g * (epochs + 1) + epoch, group.state or {}, meta)
+                    # Orbax refuses an empty tree: a group whose members all diverged
+                    # saves a placeholder (never restored: no member is active).
+                    state = group.state if group.state is not None else {"none": np.zeros(())}
+                    ckpts.save(g * (epochs + 1) + epoch, state, meta)
                 ranks = [r["avg_rank@" + f"{epsilons[0]:g}"] for r in records if "rank" in r]
                 if ranks:
                     bar.set_postfix_str("avg rank " + " ".join(f"{v:.1f}" for v in ranks))

@@ -194,6 +194,7 @@ def train_epoch(
     std: Any,
     aug_cfg: ml_collections.ConfigDict,
     record: Recording | None = None,
+    unroll: int = 1,
 ) -> tuple[TrainState, dict[str, Array]] | tuple[TrainState, dict[str, Array], dict]:
     """All steps of one epoch in one ``lax.scan``; data stay on the device.
 
@@ -202,6 +203,7 @@ def train_epoch(
     Returns the state and the mean over steps of the step metrics, plus ``finite``: whether
     every weight, statistic and optimizer value is finite at the end of the epoch. With
     ``record``, also the window of the epoch's last ``record.steps`` steps (oldest first).
+    ``unroll`` steps share one loop iteration (``lax.scan(unroll=...)``; same results).
     """
     epoch_rng = jax.random.fold_in(jax.random.fold_in(state.rng, epoch), 2)
     perm_rng, aug_rng = jax.random.split(epoch_rng)
@@ -221,12 +223,14 @@ def train_epoch(
 
     steps = jnp.arange(order.shape[0])
     if record is None:
-        state, metrics = jax.lax.scan(body, state, (steps, order))
+        state, metrics = jax.lax.scan(body, state, (steps, order), unroll=unroll)
     else:
         # Two scans: the first steps record nothing, the last n stack their records.
         n = record.steps
-        state, early = jax.lax.scan(body, state, (steps[:-n], order[:-n]))
-        state, (late, window) = jax.lax.scan(recorded, state, (steps[-n:], order[-n:]))
+        state, early = jax.lax.scan(body, state, (steps[:-n], order[:-n]), unroll=unroll)
+        state, (late, window) = jax.lax.scan(
+            recorded, state, (steps[-n:], order[-n:]), unroll=unroll
+        )
         metrics = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), early, late)
     metrics = jax.tree_util.tree_map(jnp.mean, metrics)
     # Divergence check of the epoch: NaN/Inf anywhere in the weights or the optimizer state.
@@ -250,10 +254,12 @@ def evaluate(
     batch_size: int,
     mean: Any,
     std: Any,
+    unroll: int = 1,
 ) -> dict[str, Array]:
     """Mean loss and accuracy over a whole split (BatchNorm in evaluation mode).
 
     The split is padded to a multiple of ``batch_size``; padded examples are masked out.
+    ``unroll`` as in :func:`train_epoch`.
     """
     n = images.shape[0]
     steps = -(-n // batch_size)
@@ -274,7 +280,7 @@ def evaluate(
             totals[1] + jnp.sum(jnp.where(mask, correct, False)),
         ), None
 
-    (loss_sum, correct), _ = jax.lax.scan(body, (0.0, 0), (idx, valid))
+    (loss_sum, correct), _ = jax.lax.scan(body, (0.0, 0), (idx, valid), unroll=unroll)
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
 

@@ -82,6 +82,15 @@ def test_crash_during_checkpoint_write_leaves_a_resumable_workdir(tmp_path):
     assert kept == ["2", "3"]  # checkpoint.keep = 2; no half-written folder left
 
 
+def test_a_group_whose_members_all_diverge_still_finishes_and_resumes(tmp_path):
+    c = tiny_config(seeds=(0, 1), learning_rates=(400.0,), weight_decays=(1e-3,))
+    table = sweep.run(c, tmp_path / "w", progress=False)
+    records = io.read_jsonl(tmp_path / "w" / "metrics.jsonl")
+    assert all(r.get("diverged") for r in records if r["epoch"] == c.train.epochs)
+    assert "diverged (2, left out of the table above)" in table
+    assert sweep.run(c, tmp_path / "w", progress=False) == table  # resumes past both groups
+
+
 def test_workdir_of_another_config_is_refused_unless_restart(tmp_path):
     c = tiny_config()
     c.train.epochs = 1
@@ -92,6 +101,13 @@ def test_workdir_of_another_config_is_refused_unless_restart(tmp_path):
     with pytest.raises(WorkdirConfigError, match=r"sweep.weight_decays: \[0.01\] → \[0.0\]"):
         sweep.run(other, tmp_path / "w", progress=False)
     assert (tmp_path / "w" / "metrics.jsonl").read_text() == before  # nothing lost
+    # Fields that only choose how the run executes do not make it another config.
+    same = tiny_config()
+    same.train.epochs = 1
+    same.sweep.vectorize, same.train.unroll = "loop", 2
+    sweep.run(same, tmp_path / "w", progress=False)
+    assert (tmp_path / "w" / "metrics.jsonl").read_text() == before
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["sweep"]["vectorize"] == "loop"
     sweep.run(other, tmp_path / "w", progress=False, restart=True)
     records = io.read_jsonl(tmp_path / "w" / "metrics.jsonl")
     assert {r["weight_decay"] for r in records} == {0.0} and len(records) == 2
@@ -110,6 +126,10 @@ def test_members_sharded_over_four_devices_match_one_device(tmp_path):
         for key in ("train_loss", "test_loss", "test_accuracy", "avg_stable_rank"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
         assert a["rank"] == b["rank"]
+    # Running members one after another needs one device: refused, with the fix named.
+    out = child(tmp_path / "loop", overrides={**grid, "sweep.vectorize": "loop"}, env=four,
+                expect=1)  # fmt: skip
+    assert "sweep.vectorize='loop' runs members one after another on one device" in out.stderr
 
 
 def test_two_processes_give_the_results_of_one(tmp_path):

@@ -71,6 +71,32 @@ def test_vmapped_sweep_equals_separate_runs(tmp_path):
                 assert a["frobenius_norm"][p] == pytest.approx(v, rel=1e-4)
 
 
+def test_loop_and_unrolled_scan_give_the_vmapped_results(tmp_path):
+    grid = {"seeds": (0, 1), "weight_decays": (0.0, 5e-2)}
+    _, vmapped = run(tmp_path, "vmap", tiny_config(**grid))
+    looped_config = tiny_config(**grid)
+    looped_config.sweep.vectorize = "loop"  # one-member program called per member
+    looped_config.train.unroll = 3  # does not divide the 44 steps of an epoch
+    _, looped = run(tmp_path, "loop", looped_config)
+    assert len(vmapped) == len(looped) == 4 * 3
+    for a, b in zip(vmapped, looped, strict=True):
+        assert (a["member"], a["epoch"]) == (b["member"], b["epoch"])
+        for key in COMPARED:
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=2e-4, abs=1e-5), key
+        assert a["rank"] == b["rank"]
+
+
+def test_scan_unroll_is_automatic_for_convolutional_models_on_cpu():
+    assert jax.default_backend() == "cpu"
+    c = tiny_config()
+    assert sweep.scan_unroll(c) == 1  # dense model: a rolled loop is faster
+    c.model.name = "resnet18"
+    assert sweep.scan_unroll(c) == 8
+    c.train.unroll = 2
+    assert sweep.scan_unroll(c) == 2  # an explicit value wins
+
+
 def test_decay_convention_without_data_gradient():
     """n steps of zero data gradient give exactly (1 − 2μλ)^n W₀ for each member."""
     mus = jnp.asarray([0.1, 0.3, 0.05])

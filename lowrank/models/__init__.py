@@ -36,6 +36,9 @@ MODELS: dict[str, type[nn.Module]] = {
     "vit": ViT,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+# Families with convolutions (the ViT's patch embedding is one): XLA:CPU runs them slowly
+# inside a rolled loop, so the engine unrolls their epoch scan there (train.unroll = 0).
+CONVOLUTIONAL: tuple[str, ...] = ("vgg16", "resnet18", "vit")
 
 # Config fields each family reads (besides `name`); they are the module's attributes.
 _BN_FIELDS = ("width", "activation", "leaky_slope", "use_bias", "bn_momentum")
