@@ -16,7 +16,7 @@ import ml_collections
 from lowrank import augment, data, models, optim, rank
 
 PRECISIONS = ("default", "high", "highest")
-VECTORIZE = ("vmap", "loop")
+VECTORIZE = ("auto", "vmap", "loop")
 
 
 class ConfigError(ValueError):
@@ -52,10 +52,11 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.sweep.momenta = (0.0,)  # β (paper: 0 unless stated)
     c.sweep.batch_sizes = (16,)  # B
     # How a compile group's members run: "vmap" (one program over all members; the fast
-    # choice on GPUs and for dense models) or "loop" (the one-member program called for
-    # each member in turn, on one device; faster for conv nets on CPU, where vmap turns
-    # per-member convolutions into slow grouped convolutions).
-    c.sweep.vectorize = "vmap"
+    # choice on GPUs and for dense models), "loop" (the one-member program called for each
+    # member in turn, on one device; faster for conv nets on CPU, where vmap turns
+    # per-member convolutions into slow grouped convolutions) or "auto" (loop for
+    # convolutional models on a single CPU device, else vmap).
+    c.sweep.vectorize = "auto"
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 10  # save the sweep state every this many epochs (and at the end)

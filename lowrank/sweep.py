@@ -148,6 +148,16 @@ def scan_unroll(config: ml_collections.ConfigDict) -> int:
     return 8 if on_cpu and config.model.name in models.CONVOLUTIONAL else 1
 
 
+def vectorize_mode(config: ml_collections.ConfigDict) -> str:
+    """``sweep.vectorize``, with "auto" resolved: "loop" for convolutional models on a
+    single CPU device, else "vmap"."""
+    mode = config.sweep.get("vectorize", "auto")
+    if mode != "auto":
+        return mode
+    single_cpu = jax.default_backend() == "cpu" and jax.device_count() == 1
+    return "loop" if single_cpu and config.model.name in models.CONVOLUTIONAL else "vmap"
+
+
 def _over_members(config: ml_collections.ConfigDict):
     """How a compile group applies a one-member function to its stacked members.
 
@@ -157,7 +167,7 @@ def _over_members(config: ml_collections.ConfigDict):
     members; ``"loop"`` compiles ``fn`` for one member and calls it for each member in
     turn, slicing and restacking the members axis (one device only).
     """
-    if config.sweep.get("vectorize", "vmap") == "vmap":
+    if vectorize_mode(config) == "vmap":
 
         def wrap_vmap(fn, n_mapped, donate=False):
             in_axes = (0,) * n_mapped + (None,) * 8
@@ -456,7 +466,7 @@ def run(
     epsilons = tuple(float(e) for e in config.rank.epsilons)
     m_l = structure.patch_counts(model, ds.input_shape, **rank_selection(config))
     mesh = member_mesh()
-    if config.sweep.get("vectorize", "vmap") == "loop" and mesh.size > 1:
+    if vectorize_mode(config) == "loop" and mesh.size > 1:
         raise config_lib.ConfigError(
             f"sweep.vectorize='loop' runs members one after another on one device, but "
             f"{mesh.size} devices are visible; use sweep.vectorize='vmap' to spread the "

@@ -87,14 +87,15 @@ def test_loop_and_unrolled_scan_give_the_vmapped_results(tmp_path):
         assert a["rank"] == b["rank"]
 
 
-def test_scan_unroll_is_automatic_for_convolutional_models_on_cpu():
-    assert jax.default_backend() == "cpu"
+def test_unroll_and_loop_are_automatic_for_convolutional_models_on_one_cpu():
+    assert jax.default_backend() == "cpu" and jax.device_count() == 1
     c = tiny_config()
-    assert sweep.scan_unroll(c) == 1  # dense model: a rolled loop is faster
+    # Dense model: a rolled loop and vmap are faster.
+    assert (sweep.scan_unroll(c), sweep.vectorize_mode(c)) == (1, "vmap")
     c.model.name = "resnet18"
-    assert sweep.scan_unroll(c) == 8
-    c.train.unroll = 2
-    assert sweep.scan_unroll(c) == 2  # an explicit value wins
+    assert (sweep.scan_unroll(c), sweep.vectorize_mode(c)) == (8, "loop")
+    c.train.unroll, c.sweep.vectorize = 2, "vmap"
+    assert (sweep.scan_unroll(c), sweep.vectorize_mode(c)) == (2, "vmap")  # explicit wins
 
 
 def test_decay_convention_without_data_gradient():
