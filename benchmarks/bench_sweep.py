@@ -1,12 +1,15 @@
-"""Benchmark: sweep throughput of the vmapped training engine (issue 5).
+"""Benchmark: sweep throughput of the training engine (issue 5).
 
-For each model, batch size B and member count K, builds the engine's real compile group
-(``lowrank.Group``: ``jax.jit(jax.vmap(train.train_epoch))`` over members, data on
-the device, one ``lax.scan`` per epoch), runs one warm-up epoch (which compiles), then
-times whole epochs on random uint8 data of the model's input size. It prints, from the
-same run (DESIGN.md §3):
+For each model, execution strategy, batch size B and member count K, builds the engine's
+real epoch function (``lowrank.sweep.epoch_function``; data on the device), runs one
+warm-up epoch (which compiles), then times whole epochs on random uint8 data of the
+model's input size. A strategy is ``<sweep.vectorize>/<train.epoch_loop>``: ``vmap/scan``
+(one compiled program per epoch over all members: ``jit(vmap(train.train_epoch))``),
+``loop/scan`` (that program for one member, called per member), ``loop/host`` and
+``vmap/host`` (one compiled call per step). It prints, from the same run (DESIGN.md §3):
 
-* member-samples per second (K · steps · B / epoch time) and the ratio to K = 1;
+* member-samples per second (K · steps · B / epoch time) and the ratio to K = 1 of the
+  same strategy;
 * this machine's fp32 matrix-multiply rate (a jitted 2048² ``jnp.dot``), measured right
   before and after each combination so that load from other processes is tracked;
 * the model's training FLOPs per sample (3 × the forward matmul/conv FLOPs from the layer
@@ -22,7 +25,7 @@ MLP of the same shapes.
 
 Run (from the repository root)::
 
-    .venv/bin/python benchmarks/bench_sweep.py                 # all models, K, B (~10 min)
+    .venv/bin/python benchmarks/bench_sweep.py                 # all models, K, B (~30 min)
     .venv/bin/python benchmarks/bench_sweep.py --quick         # a subset, ~2 min
     .venv/bin/python benchmarks/bench_sweep.py --models mlp --ks 1,16 --batch-sizes 16 \\
         --profile
@@ -82,9 +85,7 @@ GOAL_K, GOAL_B = 16, 16  # issue 5: ≥ 4× the K = 1 throughput, ≥ 40 % of th
 # ---------------------------------------------------------------------------- setup
 
 
-def run_config(
-    name: str, k: int, b: int, vectorize: str = "vmap", unroll: int = 0
-) -> ml_collections.ConfigDict:
+def run_config(name: str, k: int, b: int, strategy: str = "auto/auto") -> ml_collections.ConfigDict:
     """A validated run config for K members (seeds 0..K−1) at batch size B."""
     family, overrides, _, aug = MODELS[name]
     c = config.base_config(family)
@@ -96,8 +97,7 @@ def run_config(
     c.sweep.learning_rates = (0.05,)
     c.sweep.weight_decays = (5e-4,)
     c.sweep.batch_sizes = (b,)
-    c.sweep.vectorize = vectorize
-    c.train.unroll = unroll
+    c.sweep.vectorize, c.train.epoch_loop = strategy.split("/")
     return c
 
 
@@ -115,11 +115,10 @@ def fake_dataset(shape: tuple[int, int, int], n: int, seed: int = 0) -> types.Si
 class Group:
     """One compile group as ``lowrank.sweep._Group`` builds it, without the results plumbing.
 
-    ``epoch_fn`` is ``train.train_epoch`` wrapped over members as the engine does it
-    (``sweep._over_members``: ``jit(vmap(...))`` or, with ``vectorize="loop"``, the
-    one-member program per member), with the engine's scan unrolling (``sweep.scan_unroll``;
-    ``unroll=0`` is the engine's automatic choice). Members are not sharded: this machine
-    has one device.
+    ``epoch_fn`` is the engine's own (``sweep.epoch_function``) for ``strategy`` =
+    ``"<sweep.vectorize>/<train.epoch_loop>"``: ``vmap/scan`` is one compiled program per
+    epoch over all members, ``loop/host`` one compiled call per member and step; ``auto``
+    is the engine's choice. Members are not sharded: this machine has one device.
     """
 
     def __init__(
@@ -128,11 +127,10 @@ class Group:
         k: int,
         b: int,
         ds: types.SimpleNamespace,
-        vectorize: str = "vmap",
-        unroll: int = 0,
+        strategy: str = "auto/auto",
     ):
-        cfg = run_config(name, k, b, vectorize, unroll)
-        self.unroll = sweep.scan_unroll(cfg)
+        cfg = run_config(name, k, b, strategy)
+        self.strategy = f"{sweep.vectorize_mode(cfg)}/{sweep.epoch_loop_mode(cfg)}"
         config.validate(cfg)
         self.model = models.build_model(cfg.model, 10)
         self.steps = data.steps_per_epoch(ds.num_train, b)
@@ -147,17 +145,15 @@ class Group:
         )
         keys = jnp.stack([jax.random.PRNGKey(s) for s in range(k)])
         self.state = synthetic_state(jax.vmap(init), keys, self.hparams)
-        epoch = functools.partial(
-            train.train_epoch,
+        self.epoch_fn = sweep.epoch_function(
+            cfg,
+            sweep._OverMembers(cfg),
             model=self.model,
             tx=self.tx,
             batch_size=b,
             mean=ds.mean,
             std=ds.std,
-            aug_cfg=cfg.augment,
-            unroll=self.unroll,
         )
-        self.epoch_fn = sweep._over_members(cfg)(epoch, 2, donate=True)
 
 
 def synthetic_state(init: Callable, keys: jax.Array, hparams: train.Hparams) -> Any:
@@ -302,8 +298,7 @@ def throughput(
     epochs: int,
     max_epoch_s: float,
     rate: MatmulRate,
-    strategies: list[str] = ["vmap"],  # noqa: B006
-    unroll: int = 0,
+    strategies: tuple[str, ...] = ("auto/auto",),
 ) -> dict[str, Any]:
     """The main table: member-samples/s per (model, strategy, B, K), ratio to K = 1 of the
     same strategy, % of matmul."""
@@ -334,16 +329,15 @@ def throughput(
                 # gains at least 2×, or before that from 10 % of the matmul rate.
                 est = k * steps * b * per_sample / (0.10 * before * 1e9)
                 if t1 is not None:
-                    est = t1 * k / (min(k, 2) if strategy == "vmap" else 1)
+                    est = t1 * k / (min(k, 2) if strategy.startswith("vmap") else 1)
                 if est > max_epoch_s:
                     msg = f"skipped: ~{est:.0f}s/epoch estimated > --max-epoch-s {max_epoch_s:g}"
-                    rows.append([strategy, "-", b, k, steps, "-", "-", "-", "-", "-", msg])
+                    rows.append([strategy, b, k, steps, "-", "-", "-", "-", "-", msg])
                     res["combos"][key] = {"skipped": msg}
                     print(f"   {key}: {msg}", flush=True)
                     continue
                 t0 = time.perf_counter()
-                group = Group(name, k, b, ds, strategy, unroll)
-                group_unroll = group.unroll
+                group = Group(name, k, b, ds, strategy)
                 init_s = time.perf_counter() - t0
                 if not xla_checked:
                     xla = xla_step_flops(group, name, b)
@@ -354,6 +348,7 @@ def throughput(
                     res["xla_mflop_per_sample"] = xla / 1e6
                     xla_checked = True
                 warm, times = time_epochs(group, ds, epochs)
+                resolved = group.strategy
                 after = rate.measure()
                 del group
                 t = float(np.median(times))
@@ -365,8 +360,7 @@ def throughput(
                 ratio = sps / base if base else math.nan
                 rows.append(
                     [
-                        strategy,
-                        group_unroll,
+                        resolved,
                         b,
                         k,
                         steps,
@@ -385,8 +379,7 @@ def throughput(
                     "fraction_of_matmul": frac,
                     "epoch_s": t,
                     "warmup_s": warm,
-                    "strategy": strategy,
-                    "unroll": group_unroll,
+                    "strategy": resolved,
                 }
                 print(
                     f"   {key}: {sps:,.0f} member-samples/s, {ratio:.2f}x K=1, "
@@ -397,8 +390,7 @@ def throughput(
         print(
             fmt_table(
                 [
-                    "members",
-                    "unroll",
+                    "members/epoch",
                     "B",
                     "K",
                     "steps",
@@ -469,7 +461,7 @@ def profile(
     """Times pieces of the engine at one (K, B), interleaved, in this process."""
     family, overrides, shape, aug = MODELS[name]
     ds = fake_dataset(shape, examples or EXAMPLES[name])
-    group = Group(name, k, b, ds, unroll=1)  # its state; the cases build their own programs
+    group = Group(name, k, b, ds, "vmap/scan")  # its state; the cases build their own programs
     cfg = run_config(name, k, b)
     model = models.build_model(cfg.model, 10)
     tx = optim.make_optimizer(cfg.optim, group.steps)
@@ -635,7 +627,9 @@ def matmul_only_mlp(
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="mlp and resnet8 at K 1,16 and B 16")
+    p.add_argument(
+        "--quick", action="store_true", help="mlp and resnet8 at K 1,16 and B 16, engine's choice"
+    )
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help=f"of {list(MODELS)}")
     p.add_argument("--ks", default="1,4,16,64", help="member counts")
     p.add_argument("--batch-sizes", default="8,16,128", help="batch sizes")
@@ -645,11 +639,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=1, help="timed epochs after the warm-up")
     p.add_argument(
         "--strategies",
-        default="vmap",
-        help="sweep.vectorize values to time, e.g. vmap,loop (loop: one member at a time)",
-    )
-    p.add_argument(
-        "--unroll", type=int, default=0, help="train.unroll (0: the engine's automatic choice)"
+        default="vmap/scan,loop/scan,loop/host",
+        help="sweep.vectorize/train.epoch_loop pairs to time (auto: the engine's choice)",
     )
     p.add_argument(
         "--max-epoch-s",
@@ -670,13 +661,14 @@ def main(argv: list[str] | None = None) -> None:
     bs = [int(x) for x in a.batch_sizes.split(",")]
     if a.quick:
         names, ks, bs = ["mlp", "resnet8"], [1, 16], [16]
+        a.strategies = "auto/auto"
     unknown = set(names) - set(MODELS)
     if unknown:
         p.error(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
     if 1 not in ks:
         ks = [1, *ks]  # ratios need K = 1
 
-    print("== bench_sweep: throughput of jit(vmap(train_epoch)) over K members")
+    print("== bench_sweep: sweep throughput of the engine's epoch over K members")
     print(
         f"  jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, load average {loadavg()}"
@@ -686,12 +678,16 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     start = time.perf_counter()
     if not a.no_table:
-        strategies = [x for x in a.strategies.split(",") if x]
-        bad = set(strategies) - set(config.VECTORIZE)
-        if bad:
-            p.error(f"unknown strategies {sorted(bad)}; choose from {list(config.VECTORIZE)}")
+        strategies = tuple(x for x in a.strategies.split(",") if x)
+        for st in strategies:
+            v, _, e = st.partition("/")
+            if v not in config.VECTORIZE or e not in config.EPOCH_LOOPS:
+                p.error(
+                    f"--strategies: {st!r} is not <vectorize>/<epoch_loop> with vectorize in "
+                    f"{config.VECTORIZE} and epoch_loop in {config.EPOCH_LOOPS}"
+                )
         results["throughput"] = throughput(
-            names, ks, bs, a.examples, a.epochs, a.max_epoch_s, rate, strategies, a.unroll
+            names, ks, bs, a.examples, a.epochs, a.max_epoch_s, rate, strategies
         )
     if a.profile:
         results["profile"] = {

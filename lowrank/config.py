@@ -17,6 +17,7 @@ from lowrank import augment, data, models, optim, rank
 
 PRECISIONS = ("default", "high", "highest")
 VECTORIZE = ("auto", "vmap", "loop")
+EPOCH_LOOPS = ("auto", "scan", "host")
 
 
 class ConfigError(ValueError):
@@ -38,10 +39,10 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     # Matrix-multiply precision (jax.default_matmul_precision): "default" lets GPUs use
     # TF32; "highest" forces full float32.
     c.train.precision = "default"
-    # Steps per loop iteration of the epoch's lax.scan (0: automatic, 8 for convolutional
-    # models on CPU, else 1). XLA:CPU runs convolutions inside a rolled loop several times
-    # slower (jax-ml/jax#12868); unrolling trades compile time for speed. Same results.
-    c.train.unroll = 0
+    # Where an epoch's steps loop: "scan" (one compiled lax.scan per epoch), "host" (one
+    # compiled call per step) or "auto" (host for convolutional models on CPUs, else scan).
+    # XLA:CPU runs convolutions inside a compiled loop many times slower (jax-ml/jax#12868).
+    c.train.epoch_loop = "auto"
 
     # The members of the sweep: the Cartesian product of these lists. Batch sizes split
     # the sweep into compile groups, run one after another; all other values are traced.
@@ -162,8 +163,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         t.precision in PRECISIONS, f"train.precision={t.precision!r}: choose one of {PRECISIONS}."
     )
     check(
-        isinstance(t.unroll, int) and not isinstance(t.unroll, bool) and t.unroll >= 0,
-        f"train.unroll={t.unroll!r}: must be an integer ≥ 0 (0: automatic, 1: no unrolling).",
+        t.get("epoch_loop") in EPOCH_LOOPS,
+        f"train.epoch_loop={t.get('epoch_loop')!r}: choose one of {EPOCH_LOOPS}.",
     )
     check(
         config.sweep.get("vectorize") in VECTORIZE,

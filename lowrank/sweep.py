@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +140,17 @@ def to_host(tree: Any) -> Any:
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def scan_unroll(config: ml_collections.ConfigDict) -> int:
-    """``train.unroll``, with 0 resolved: 8 for convolutional models on CPU, else 1."""
-    unroll = config.train.get("unroll", 0)
-    if unroll:
-        return unroll
-    on_cpu = jax.default_backend() == "cpu"
-    return 8 if on_cpu and config.model.name in models.CONVOLUTIONAL else 1
+def _convolutional_on_cpu(config: ml_collections.ConfigDict) -> bool:
+    return jax.default_backend() == "cpu" and config.model.name in models.CONVOLUTIONAL
+
+
+def epoch_loop_mode(config: ml_collections.ConfigDict) -> str:
+    """``train.epoch_loop``, with "auto" resolved: "host" for convolutional models on CPUs,
+    else "scan"."""
+    mode = config.train.get("epoch_loop", "auto")
+    if mode != "auto":
+        return mode
+    return "host" if _convolutional_on_cpu(config) else "scan"
 
 
 def vectorize_mode(config: ml_collections.ConfigDict) -> str:
@@ -154,45 +159,94 @@ def vectorize_mode(config: ml_collections.ConfigDict) -> str:
     mode = config.sweep.get("vectorize", "auto")
     if mode != "auto":
         return mode
-    single_cpu = jax.default_backend() == "cpu" and jax.device_count() == 1
-    return "loop" if single_cpu and config.model.name in models.CONVOLUTIONAL else "vmap"
+    return "loop" if _convolutional_on_cpu(config) and jax.device_count() == 1 else "vmap"
 
 
-def _over_members(config: ml_collections.ConfigDict):
-    """How a compile group applies a one-member function to its stacked members.
+class _OverMembers:
+    """How a compile group applies one-member functions to its stacked members.
 
-    Returns ``wrap(fn, n_mapped, donate=False)``: a function of the same arguments as
-    ``fn`` whose first ``n_mapped`` arguments carry a leading members axis (the rest are
-    shared). ``sweep.vectorize = "vmap"`` gives ``jit(vmap(fn))``, one program over all
-    members; ``"loop"`` compiles ``fn`` for one member and calls it for each member in
-    turn, slicing and restacking the members axis (one device only).
+    The first ``n_mapped`` arguments of a wrapped function carry a leading members axis;
+    the others are shared. With ``sweep.vectorize = "vmap"`` a function becomes
+    ``jit(vmap(fn))``, one program over all members; with ``"loop"`` it is compiled for
+    one member and called for each member in turn, slicing and restacking the members
+    axis (one device only).
     """
-    if vectorize_mode(config) == "vmap":
 
-        def wrap_vmap(fn, n_mapped, donate=False):
-            in_axes = (0,) * n_mapped + (None,) * 8
-            return jax.jit(
-                lambda *args: jax.vmap(fn, in_axes=in_axes[: len(args)])(*args),
-                donate_argnums=(0,) if donate else (),
-            )
+    def __init__(self, config: ml_collections.ConfigDict) -> None:
+        self.vmap = vectorize_mode(config) == "vmap"
+        self._take = jax.jit(lambda tree, i: jax.tree_util.tree_map(lambda x: x[i], tree))
+        self._stack = jax.jit(
+            lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+        )
 
-        return wrap_vmap
+    def piece(self, fn: Callable, n_mapped: int, donate: bool = False) -> Callable:
+        """``fn`` compiled as it is called: over all members (vmap) or for one (loop)."""
+        donate_argnums = (0,) if donate else ()
+        if not self.vmap:
+            return jax.jit(fn, donate_argnums=donate_argnums)
+        in_axes = (0,) * n_mapped
 
-    take = jax.jit(lambda tree, i: jax.tree_util.tree_map(lambda x: x[i], tree))
-    stack = jax.jit(lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees))
+        def batched(*args):
+            return jax.vmap(fn, in_axes=in_axes + (None,) * (len(args) - n_mapped))(*args)
 
-    def wrap_loop(fn, n_mapped, donate=False):
-        one = jax.jit(fn, donate_argnums=(0,) if donate else ())
+        return jax.jit(batched, donate_argnums=donate_argnums)
+
+    def each(self, fn: Callable, n_mapped: int) -> Callable:
+        """Calls one-member ``fn`` for each member in turn (loop); unchanged with vmap,
+        where ``fn`` is already made of pieces over all members."""
+        if self.vmap:
+            return fn
 
         def looped(*args):
             mapped, shared = args[:n_mapped], args[n_mapped:]
             k = jax.tree_util.tree_leaves(mapped[0])[0].shape[0]
-            outs = [one(*take(mapped, i), *shared) for i in range(k)]
-            return stack(*outs)
+            return self._stack(*[fn(*self._take(mapped, i), *shared) for i in range(k)])
 
         return looped
 
-    return wrap_loop
+    def __call__(self, fn: Callable, n_mapped: int, donate: bool = False) -> Callable:
+        """One compiled call over all members (vmap), or one per member (loop)."""
+        return self.each(self.piece(fn, n_mapped, donate), n_mapped)
+
+
+def epoch_function(
+    config: ml_collections.ConfigDict,
+    over_members: _OverMembers,
+    *,
+    model: Any,
+    tx: train.OptimizerFactory,
+    batch_size: int,
+    mean: Any,
+    std: Any,
+    record: train.Recording | None = None,
+) -> Callable:
+    """A compile group's epoch over all members, as ``train.epoch_loop`` asks.
+
+    ``(state, hparams, train_images, train_labels, epoch) → (state, metrics[, window])``
+    with a leading members axis on state, hparams and the results: ``train.train_epoch``
+    (one ``lax.scan``) or ``train.HostEpoch`` (one compiled call per step), over members
+    as ``over_members`` does it.
+    """
+    pipeline = {"model": model, "tx": tx, "mean": mean, "std": std, "aug_cfg": config.augment}
+    if epoch_loop_mode(config) == "scan":
+        epoch = functools.partial(
+            train.train_epoch, batch_size=batch_size, record=record, **pipeline
+        )
+        return over_members(epoch, 2, donate=True)
+    step = over_members.piece(functools.partial(train.epoch_step, **pipeline), 4, donate=True)
+    record_step = None
+    if record is not None:
+        record_step = functools.partial(train.epoch_step, record=record, **pipeline)
+        record_step = over_members.piece(record_step, 4, donate=True)
+    host_epoch = train.HostEpoch(
+        start=over_members.piece(functools.partial(train.epoch_start, batch_size=batch_size), 1),
+        step=step,
+        end=over_members.piece(train.epoch_end, 2),
+        record_step=record_step,
+        record_steps=record.steps if record is not None else 0,
+        steps_axis=1 if over_members.vmap else 0,
+    )
+    return over_members.each(host_epoch, 2)
 
 
 class _Group:
@@ -213,28 +267,26 @@ class _Group:
         o = config.optim
         self.multiplier = optim.lr_multiplier(o.schedule, o.milestones, o.factor, self.steps)
         tx = optim.make_optimizer(o, self.steps)
-        over_members = _over_members(config)
-        unroll = scan_unroll(config)
+        over_members = _OverMembers(config)
         init = functools.partial(train.init_state, model=model, tx=tx, input_shape=ds.input_shape)
         self.init_fn = over_members(init, 2)
-        epoch = functools.partial(
-            train.train_epoch,
+        epoch_fn = functools.partial(
+            epoch_function,
+            config,
+            over_members,
             model=model,
             tx=tx,
             batch_size=self.batch_size,
             mean=ds.mean,
             std=ds.std,
-            aug_cfg=config.augment,
-            unroll=unroll,
         )
-        self.epoch_fn = over_members(epoch, 2, donate=True)
+        self.epoch_fn = epoch_fn()
         evaluate = functools.partial(
             train.evaluate,
             model=model,
             batch_size=config.train.eval_batch_size,
             mean=ds.mean,
             std=ds.std,
-            unroll=unroll,
         )
         self.eval_fn = over_members(evaluate, 1)
         measure = functools.partial(
@@ -259,9 +311,7 @@ class _Group:
                     )
                 ),
             )
-            self.record_fn = over_members(
-                functools.partial(epoch, record=recording), 2, donate=True
-            )
+            self.record_fn = epoch_fn(record=recording)
         self.set_active(list(range(len(group_members))), fresh=True)
 
     def set_active(self, active: list[int], *, fresh: bool = False) -> None:

@@ -104,7 +104,7 @@ def test_workdir_of_another_config_is_refused_unless_restart(tmp_path):
     # Fields that only choose how the run executes do not make it another config.
     same = tiny_config()
     same.train.epochs = 1
-    same.sweep.vectorize, same.train.unroll = "loop", 2
+    same.sweep.vectorize, same.train.epoch_loop = "loop", "host"
     sweep.run(same, tmp_path / "w", progress=False)
     assert (tmp_path / "w" / "metrics.jsonl").read_text() == before
     assert json.loads((tmp_path / "w" / "config.json").read_text())["sweep"]["vectorize"] == "loop"

@@ -71,15 +71,17 @@ def test_vmapped_sweep_equals_separate_runs(tmp_path):
                 assert a["frobenius_norm"][p] == pytest.approx(v, rel=1e-4)
 
 
-def test_loop_and_unrolled_scan_give_the_vmapped_results(tmp_path):
+@pytest.mark.parametrize(("vectorize", "epoch_loop"), [("loop", "host"), ("vmap", "host")])
+def test_member_loop_and_host_epoch_give_the_vmapped_scan_results(tmp_path, vectorize, epoch_loop):
     grid = {"seeds": (0, 1), "weight_decays": (0.0, 5e-2)}
-    _, vmapped = run(tmp_path, "vmap", tiny_config(**grid))
-    looped_config = tiny_config(**grid)
-    looped_config.sweep.vectorize = "loop"  # one-member program called per member
-    looped_config.train.unroll = 3  # does not divide the 44 steps of an epoch
-    _, looped = run(tmp_path, "loop", looped_config)
-    assert len(vmapped) == len(looped) == 4 * 3
-    for a, b in zip(vmapped, looped, strict=True):
+    reference = tiny_config(**grid)
+    reference.sweep.vectorize, reference.train.epoch_loop = "vmap", "scan"
+    _, expected = run(tmp_path, "reference", reference)
+    c = tiny_config(**grid)
+    c.sweep.vectorize, c.train.epoch_loop = vectorize, epoch_loop
+    _, got = run(tmp_path, "other", c)
+    assert len(expected) == len(got) == 4 * 3
+    for a, b in zip(expected, got, strict=True):
         assert (a["member"], a["epoch"]) == (b["member"], b["epoch"])
         for key in COMPARED:
             if key in a:
@@ -87,15 +89,15 @@ def test_loop_and_unrolled_scan_give_the_vmapped_results(tmp_path):
         assert a["rank"] == b["rank"]
 
 
-def test_unroll_and_loop_are_automatic_for_convolutional_models_on_one_cpu():
+def test_host_loop_and_member_loop_are_automatic_for_conv_models_on_one_cpu():
     assert jax.default_backend() == "cpu" and jax.device_count() == 1
     c = tiny_config()
-    # Dense model: a rolled loop and vmap are faster.
-    assert (sweep.scan_unroll(c), sweep.vectorize_mode(c)) == (1, "vmap")
+    # Dense model: one compiled scan per epoch, vmapped over members.
+    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("scan", "vmap")
     c.model.name = "resnet18"
-    assert (sweep.scan_unroll(c), sweep.vectorize_mode(c)) == (8, "loop")
-    c.train.unroll, c.sweep.vectorize = 2, "vmap"
-    assert (sweep.scan_unroll(c), sweep.vectorize_mode(c)) == (2, "vmap")  # explicit wins
+    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("host", "loop")
+    c.train.epoch_loop, c.sweep.vectorize = "scan", "vmap"
+    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("scan", "vmap")  # explicit
 
 
 def test_decay_convention_without_data_gradient():
@@ -206,9 +208,10 @@ def test_results_folder_holds_everything(tmp_path):
     assert "rank@0.001" in table
 
 
-@pytest.mark.parametrize("beta", [0.0, 0.9])
-def test_recorded_window_checks_the_theory(tmp_path, beta):
+@pytest.mark.parametrize(("beta", "epoch_loop"), [(0.0, "scan"), (0.9, "scan"), (0.9, "host")])
+def test_recorded_window_checks_the_theory(tmp_path, beta, epoch_loop):
     c = tiny_config(momenta=(beta,), weight_decays=(5e-2,))
+    c.train.epoch_loop = epoch_loop
     c.train.epochs = 1
     c.optim.milestones = (1,)
     c.record.steps = 8

@@ -36,8 +36,9 @@ MODELS: dict[str, type[nn.Module]] = {
     "vit": ViT,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
-# Families with convolutions (the ViT's patch embedding is one): XLA:CPU runs them slowly
-# inside a rolled loop, so the engine unrolls their epoch scan there (train.unroll = 0).
+# Families with convolutions (the ViT's patch embedding is one): on CPUs the engine runs
+# their epochs from a host loop, one member at a time (XLA:CPU is slow with convolutions
+# inside compiled loops and with vmapped, i.e. grouped, convolutions).
 CONVOLUTIONAL: tuple[str, ...] = ("vgg16", "resnet18", "vit")
 
 # Config fields each family reads (besides `name`); they are the module's attributes.
