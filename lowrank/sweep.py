@@ -154,12 +154,13 @@ def epoch_loop_mode(config: ml_collections.ConfigDict) -> str:
 
 
 def vectorize_mode(config: ml_collections.ConfigDict) -> str:
-    """``sweep.vectorize``, with "auto" resolved: "loop" for convolutional models on a
-    single CPU device, else "vmap"."""
+    """``sweep.vectorize``, with "auto" resolved: "loop" on a single CPU device (XLA:CPU
+    runs the members' batched matmuls and grouped convolutions slower than the members
+    one by one; benchmarks/README.md), else "vmap"."""
     mode = config.sweep.get("vectorize", "auto")
     if mode != "auto":
         return mode
-    return "loop" if _convolutional_on_cpu(config) and jax.device_count() == 1 else "vmap"
+    return "loop" if jax.default_backend() == "cpu" and jax.device_count() == 1 else "vmap"
 
 
 class _OverMembers:

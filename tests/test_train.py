@@ -35,6 +35,9 @@ def tiny_config(**sweep_lists):
     c.sweep.batch_sizes = (32,)
     c.rank.epsilons = (1e-3, 0.1)
     c.rank.spectra_every = 1
+    # The vmapped program (auto would loop over members on a CPU); the loop is compared
+    # with it in test_member_loop_and_host_epoch_give_the_vmapped_scan_results.
+    c.sweep.vectorize = "vmap"
     for k, v in sweep_lists.items():
         c.sweep[k] = v
     return c
@@ -75,7 +78,7 @@ def test_vmapped_sweep_equals_separate_runs(tmp_path):
 def test_member_loop_and_host_epoch_give_the_vmapped_scan_results(tmp_path, vectorize, epoch_loop):
     grid = {"seeds": (0, 1), "weight_decays": (0.0, 5e-2)}
     reference = tiny_config(**grid)
-    reference.sweep.vectorize, reference.train.epoch_loop = "vmap", "scan"
+    reference.train.epoch_loop = "scan"
     _, expected = run(tmp_path, "reference", reference)
     c = tiny_config(**grid)
     c.sweep.vectorize, c.train.epoch_loop = vectorize, epoch_loop
@@ -89,11 +92,12 @@ def test_member_loop_and_host_epoch_give_the_vmapped_scan_results(tmp_path, vect
         assert a["rank"] == b["rank"]
 
 
-def test_host_loop_and_member_loop_are_automatic_for_conv_models_on_one_cpu():
+def test_member_loop_on_one_cpu_and_host_loop_for_conv_models():
     assert jax.default_backend() == "cpu" and jax.device_count() == 1
     c = tiny_config()
-    # Dense model: one compiled scan per epoch, vmapped over members.
-    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("scan", "vmap")
+    c.sweep.vectorize = c.train.epoch_loop = "auto"
+    # Dense model: one compiled scan per epoch, called for each member.
+    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("scan", "loop")
     c.model.name = "resnet18"
     assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("host", "loop")
     c.train.epoch_loop, c.sweep.vectorize = "scan", "vmap"
