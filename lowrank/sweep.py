@@ -1,8 +1,10 @@
 """A sweep as one compiled program per compile group: config grid → members → results.
 
 Members are the Cartesian product of ``config.sweep``'s lists. Seeds, μ, λ and β are
-traced values, so all members of one batch size train together in one ``vmap``ped,
-``jit``ted program; each batch size is a compile group, run one after another.
+traced values, so all members of one batch size share one compiled program: ``vmap``ped
+over the members (GPUs, several devices) or called for each member in turn (one CPU
+device, where that is faster; ``sweep.vectorize``). Each batch size is a compile group,
+run one after another.
 """
 
 from __future__ import annotations
