@@ -57,13 +57,14 @@ PREDICTED_SIGN = {"learning_rate": -1, "weight_decay": -1, "batch_size": +1}
 OFFLINE_DATASETS = ("fashion_mnist", "digits")
 # Why the quick variants of the conv-net and ViT figures train on digits (8×8 images, a
 # 360-image test set), measured on a 2-core CPU: every epoch evaluates each member on the
-# whole test split, and Fashion-MNIST's 10 000 test images through 15 vmapped ResNet-18s
-# of width 8 take about 14 minutes per epoch (vmapped convolutions run ~5× slower per
-# member than unvmapped ones on the CPU). The data config has no test-subset option.
+# whole test split, and Fashion-MNIST's 10 000 test images through 15 ResNet-18s of width
+# 8 took about 14 minutes per epoch with the members vmapped, and would still take about
+# 3 minutes one member at a time (1.1 ms per image and member), more than the training.
+# The data config has no test-subset option.
 DIGITS_REASON = (
     "digits instead of Fashion-MNIST: evaluating Fashion-MNIST's 10 000 test images every "
-    "epoch for 15 vmapped conv nets takes ~14 min per epoch on a 2-core CPU, while digits' "
-    "360 take seconds."
+    "epoch for 15 conv nets takes ~3 min per epoch on a 2-core CPU (~14 min vmapped), "
+    "while digits' 360 take seconds."
 )
 
 
