@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS: jaxlib's CPU LAPACK calls it)
 import threadpoolctl
 
-from lowrank import models, rank
+from lowrank import io, models, rank
 
 EPSILON = 1e-3
 SECTIONS = ("speed", "agreement", "variants", "deadlock")
@@ -304,14 +304,6 @@ def loadavg() -> str:
         return "n/a"
 
 
-def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------ sections
 
 
@@ -390,7 +382,7 @@ def speed(ks: list[int], repeats: int, blas: list[str]) -> dict[str, Any]:
             rows.append([c.name, f"{c.median:.3f}", f"{min(c.times):.3f}", f"{speedup:.2f}x"])
         print(f"\nK={k} (median of {repeats}; load {loadavg()})")
         header = ["method [BLAS threads]", "median s", "min s", "numpy loop / this (same threads)"]
-        print(fmt_table(header, rows))
+        print(io.format_table(header, rows))
         ratios: dict[str, float] = {}
         for _, tag in settings:
             svd_t = by[f"jax svd vmap [{tag}]"].median
@@ -464,7 +456,7 @@ def _agreement(k: int) -> dict[str, Any]:
         out[name] = row
         rows.append([name, *(f"{v:.2f}" if isinstance(v, float) else v for v in row.values())])
     print(f"\nThreshold rank at ε={EPSILON:g}, K={k}: (layer, member) pairs whose counts differ")
-    print(fmt_table(["matrices", *next(iter(out.values())).keys()], rows))
+    print(io.format_table(["matrices", *next(iter(out.values())).keys()], rows))
     return out
 
 
@@ -825,7 +817,7 @@ def variants(k: int, repeats: int, with_default_threads: bool) -> dict[str, Any]
         medians = json.loads(result_lines[-1][len("RESULT ") :])
         base = medians["numpy loop"]
         rows = [[name, f"{t:.3f}", f"{base / t:.2f}x"] for name, t in medians.items()]
-        print(fmt_table(["method", "median s", "numpy loop / this"], rows))
+        print(io.format_table(["method", "median s", "numpy loop / this"], rows))
         out[title] = medians
     return out
 
@@ -854,7 +846,7 @@ def deadlock(names: list[str], reps: int) -> dict[str, Any]:
         print(f"  {name}: {res['status']} ({calls} calls) {detail}  [load {loadavg()}]", flush=True)
         out[name] = {"status": res["status"], "calls": calls, "detail": detail}
     print("\nIndependent batched LAPACK calls in one jitted program (each in a subprocess)")
-    print(fmt_table(["program", "status", "calls done", "detail"], rows))
+    print(io.format_table(["program", "status", "calls done", "detail"], rows))
     return out
 
 

@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lowrank import augment, config, data, models, optim, rank, sweep, train
+from lowrank import augment, config, data, io, models, optim, rank, sweep, train
 from lowrank.models import structure
 
 # name → (model family, config overrides, input shape, augmentation on?)
@@ -279,14 +279,6 @@ def loadavg() -> str:
         return "n/a"
 
 
-def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------ throughput
 
 
@@ -388,7 +380,7 @@ def throughput(
                 )
         print(f"\n{name}: {n_ex} examples/epoch, median of {epochs} epoch(s) after a warm-up epoch")
         print(
-            fmt_table(
+            io.format_table(
                 [
                     "members/epoch",
                     "B",
@@ -586,7 +578,9 @@ def profile(
         f"load {loadavg()}"
     )
     print(
-        fmt_table(["variant", "ms/step", "member-samples/s", "time vs engine", "% of matmul"], rows)
+        io.format_table(
+            ["variant", "ms/step", "member-samples/s", "time vs engine", "% of matmul"], rows
+        )
     )
     return out
 
