@@ -9,7 +9,7 @@ Compute (``--estimate``): 45 members, 22,500 member-epochs, 1.4 M sequential SGD
 ``lowrank.figures.estimate`` (a step takes at least 0.5 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline Fashion-MNIST; not run here)::
+Quick (2-core CPU, offline Fashion-MNIST; run here in 10 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 5 --quick --out workdirs/fig05_quick
 

@@ -9,7 +9,7 @@ Compute (``--estimate``): 45 members, 22,500 member-epochs, 36.3 M sequential SG
 ``lowrank.figures.estimate`` (a step takes at least 0.6 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline Fashion-MNIST; not run here)::
+Quick (2-core CPU, offline Fashion-MNIST; run here in 7 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 8 --quick --out workdirs/fig08_quick
 

@@ -12,7 +12,7 @@ Compute (``--estimate``): 45 members, 22,500 member-epochs, 6.0 M sequential SGD
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; not run here)::
+Quick (2-core CPU, offline data; run here in 5 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 13 --quick --out workdirs/fig13_quick
 

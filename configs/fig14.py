@@ -12,7 +12,7 @@ Compute (``--estimate``): 12 members, 6,000 member-epochs, 12.5 M sequential SGD
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; not run here)::
+Quick (2-core CPU, offline data; run here in 5 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 14 --quick --out workdirs/fig14_quick
 

@@ -12,7 +12,7 @@ Compute (``--estimate``): 12 members, 6,000 member-epochs, 5.9 M sequential SGD 
 ``lowrank.figures.estimate`` (a step takes at least 2 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; not run here)::
+Quick (2-core CPU, offline data; run here in 3 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 15 --quick --out workdirs/fig15_quick
 

@@ -11,7 +11,7 @@ Compute (``--estimate``): 15 members, 7,500 member-epochs, 6.1 M sequential SGD 
 ``lowrank.figures.estimate`` (a step takes at least 2 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; not run here)::
+Quick (2-core CPU, offline data; run here in 5 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 17 --quick --out workdirs/fig17_quick
 
