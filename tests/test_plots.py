@@ -276,10 +276,20 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     text = script.report(out)
     assert (out / "fig06.png").exists() and "Spearman" in text
     assert "negative" in (out / "trends.txt").read_text()  # the λ row's prediction
-    manifest = json.loads((out / "figure.json").read_text())
-    assert [p["label"] for p in manifest["panels"]] == ["B=128"]
     records = io.read_jsonl(out / "panel0" / "metrics.jsonl")
     assert {r["batch_size"] for r in records} == {128} and len(records) == 3 * 2
+    # Both measures are tabulated: the ε-rank first, then the stable rank, each from the
+    # members' own final values (a narrow MLP's stable rank is well below its ε-rank).
+    assert "stable rank" in (out / "trends.txt").read_text()
+    both = json.loads((out / "trends.json").read_text())
+    assert list(both) == ["avg_rank@0.001", "avg_stable_rank"]
+    (eps_trend,), (stable_trend,) = both["avg_rank@0.001"], both["avg_stable_rank"]
+    assert eps_trend["hparam"] == stable_trend["hparam"] == "weight_decay"
+    final = [r for r in records if r["epoch"] == 1 and r["weight_decay"] == 0.0]
+    assert stable_trend["mean_rank"][0] == pytest.approx(final[0]["avg_stable_rank"], rel=1e-5)
+    assert max(stable_trend["mean_rank"]) < min(eps_trend["mean_rank"])
+    manifest = json.loads((out / "figure.json").read_text())
+    assert [p["label"] for p in manifest["panels"]] == ["B=128"]
     script.publish(out, tmp_path / "pub")
     assert {f.name for f in (tmp_path / "pub").iterdir()} >= {"fig06.png", "trends.txt"}
     # A finished panel is not retrained.
