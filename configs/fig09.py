@@ -10,7 +10,7 @@ Compute (``--estimate``): 45 members, 9,000 member-epochs, 3.6 M sequential SGD 
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; not run here)::
+Quick (2-core CPU, offline data; run here in 21 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 9 --quick --out workdirs/fig09_quick
 

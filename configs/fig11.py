@@ -9,7 +9,7 @@ Compute (``--estimate``): 45 members, 22,500 member-epochs, 18.2 M sequential SG
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; not run here)::
+Quick (2-core CPU, offline data; run here in 12 min, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 11 --quick --out workdirs/fig11_quick
 
