@@ -13,8 +13,9 @@ whose sweep has finished is not retrained (the engine resumes an unfinished one 
 checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.plots`` from the results
 folder alone, and ``OUT/trends.txt`` holds Prediction 4.1's Spearman correlations
 (``lowrank.figures.trends``) for the average ε-rank and, second, the average stable rank
-(see ``trend_metrics``). ``--publish DIR`` copies the small files (PNG, tables,
-``figure.json``) into ``DIR`` (``experiments/results/figNN`` for committed results).
+(see ``REPORTED_MEASURES``), which ``OUT/figNN_stable.png`` plots. ``--publish DIR``
+copies the small files (PNGs, tables, ``figure.json``) into ``DIR``
+(``experiments/results/figNN`` for committed results).
 """
 
 from __future__ import annotations
@@ -101,27 +102,21 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
     return timing
 
 
-def trend_metrics(epsilon: float) -> list[tuple[str, str]]:
-    """The metrics whose trends ``report`` tabulates: (metrics key, what it is).
-
-    The first is Prediction 4.1's measure. The stable rank ‖W‖_F²/‖W‖₂² moves long before
-    any singular value falls below ε·σ_max, so it shows a direction where the ε-rank is
-    still flat; but it also falls without weight decay (training grows a few directions),
-    so only its λ trend, and its B or μ trend set against the λ = 0 row, speak to the
-    paper's claim.
-    """
-    return [
-        (f"avg_rank@{epsilon:g}", f"the final average rank at ε = {epsilon:g}"),
-        (
-            "avg_stable_rank",
-            "the final average stable rank ‖W‖_F²/‖W‖₂² (not the paper's measure; it also "
-            "falls without weight decay, so compare each row with λ = 0)",
-        ),
-    ]
+# The rank measures whose trends (and, for the stable rank, figure) ``report`` writes, with
+# what the trends table says about each. The ε-rank is Prediction 4.1's measure. The
+# stable rank moves long before any singular value falls below ε·σ_max, so it shows a
+# direction where the ε-rank is still flat; but it also falls without weight decay
+# (training grows a few directions), so only its λ trend, and its B or μ trend set
+# against the λ = 0 row, speak to the paper's claim.
+REPORTED_MEASURES = {
+    "epsilon": "",
+    "stable": " (not the paper's measure; it also falls without weight decay, so compare "
+    "each row with λ = 0)",
+}
 
 
 def report(out: Path) -> str:
-    """Draws the figure and writes ``summary.txt`` and ``trends.txt``; returns the text."""
+    """Draws the figure(s) and writes ``summary.txt`` and ``trends.txt``; returns the text."""
     results = figures.load_results(out)
     png = plots.draw(out)
     parts = []
@@ -136,11 +131,14 @@ def report(out: Path) -> str:
     text = ""
     if results.kind in ("curves", "heatmap"):
         sections, found = [], {}
-        for key, what in trend_metrics(results.epsilon):
+        for measure, caveat in REPORTED_MEASURES.items():
+            key, label = plots.rank_measure(measure, results.epsilon)
             found[key] = figures.trends(results, key=key)
+            if measure != "epsilon":
+                plots.draw(out, measure=measure)
             sections.append(
-                f"Spearman ρ between each hyperparameter and {what}, one ρ per seed (others "
-                f"held fixed)\n\n{figures.trend_table(found[key])}\n"
+                f"Spearman ρ between each hyperparameter and the final {label}{caveat}, one "
+                f"ρ per seed (others held fixed)\n\n{figures.trend_table(found[key])}\n"
             )
         text = "\n".join(sections)
         io.atomic_write_text(out / "trends.txt", text)

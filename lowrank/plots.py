@@ -14,8 +14,10 @@
   batch size (Figs. 16–17);
 * ``bound``: Theorem 3.3's bound against ε beside the measured average rank (Fig. 18).
 
-Lines are the mean over seeds with ± one standard deviation shaded. Matplotlib is used
-through its object API (no pyplot state), so drawing is safe in tests and scripts.
+Curves and heat maps can show another rank measure than the ε-rank (``measure``: the
+stable, entropy or numerical rank; :data:`RANK_MEASURES`). Lines are the mean over seeds
+with ± one standard deviation shaded. Matplotlib is used through its object API (no
+pyplot state), so drawing is safe in tests and scripts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,40 @@ from lowrank.figures import FigureResults, PanelResults
 _CMAP = "viridis"
 _FIRST_LAYER = re.compile(r"^(stem|patch_embed|embed|input)", re.IGNORECASE)
 _LAST_LAYER = re.compile(r"^(classifier|head|logits|output)", re.IGNORECASE)
+
+# The rank measures a curves or heatmap figure can show: name -> (metrics key, what it is
+# in plain text, axis label in matplotlib's mathtext). "epsilon" is the paper's (its key
+# depends on the figure's ε); the others are recorded every epoch too (lowrank.rank) and
+# move long before any σ_i falls below ε·σ_max.
+RANK_MEASURES: dict[str, tuple[str, str, str]] = {
+    "epsilon": ("avg_rank@{eps:g}", "average rank (ε={eps:g})", "average rank (ε={eps:g})"),
+    "stable": (
+        "avg_stable_rank",
+        "average stable rank ‖W‖_F²/‖W‖₂²",
+        r"average stable rank $\|W\|_F^2/\|W\|_2^2$",
+    ),
+    "entropy": ("avg_entropy_rank", "average entropy rank", "average entropy rank"),
+    "numerical": ("avg_numerical_rank", "average numerical rank", "average numerical rank"),
+}
+
+
+def rank_measure(measure: str, epsilon: float, *, axis: bool = False) -> tuple[str, str]:
+    """The metrics key and the name of a rank measure (see :data:`RANK_MEASURES`).
+
+    Args:
+      measure: a name in :data:`RANK_MEASURES`.
+      epsilon: the ε of the ε-rank.
+      axis: the name as an axis label (mathtext) instead of plain text.
+
+    Raises:
+      ValueError: ``measure`` is not one of :data:`RANK_MEASURES`.
+    """
+    if measure not in RANK_MEASURES:
+        raise ValueError(
+            f"plots: unknown rank measure {measure!r}; use one of {tuple(RANK_MEASURES)}."
+        )
+    key, text, label = RANK_MEASURES[measure]
+    return key.format(eps=epsilon), (label if axis else text).format(eps=epsilon)
 
 
 def layer_order(paths: Iterable[str]) -> list[str]:
@@ -85,10 +121,16 @@ def _suptitle(fig: Figure, text: str) -> None:
     fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=10)
 
 
-def plot_curves(results: FigureResults, epsilon: float | None = None) -> Figure:
-    """Average rank (top row) and train/test accuracy (bottom row), one column per panel."""
+def plot_curves(
+    results: FigureResults, epsilon: float | None = None, measure: str = "epsilon"
+) -> Figure:
+    """Average rank (top row) and train/test accuracy (bottom row), one column per panel.
+
+    ``measure`` picks the rank of the top row (:data:`RANK_MEASURES`; the ε-rank at
+    ``epsilon``, default the figure's ε).
+    """
     eps = results.epsilon if epsilon is None else epsilon
-    key = f"avg_rank@{eps:g}"
+    key, label = rank_measure(measure, eps, axis=True)
     n = len(results.panels)
     fig = Figure(figsize=(3.4 * n + 0.6, 5.6), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False, sharex="col")
@@ -102,7 +144,7 @@ def plot_curves(results: FigureResults, epsilon: float | None = None) -> Figure:
             for s, c in zip(figures.series(p, split), colors, strict=False):
                 _band(bottom, s, c, None, style)
         top.set_title(p.label, fontsize=10)
-        top.set_ylabel(f"average rank (ε={eps:g})" if j == 0 else "")
+        top.set_ylabel(label if j == 0 else "")
         bottom.set_ylabel("accuracy (train —, test - -)" if j == 0 else "")
         bottom.set_xlabel("epoch")
         top.legend(fontsize=7, loc="best")
@@ -133,10 +175,15 @@ def _final_grid(p: PanelResults, key: str) -> tuple[list[Any], list[Any], np.nda
     return xs, ys, mean, std
 
 
-def plot_heatmaps(results: FigureResults, epsilon: float | None = None) -> Figure:
-    """Final average rank over two hyperparameters, one heat map per panel (Fig. 1)."""
+def plot_heatmaps(
+    results: FigureResults, epsilon: float | None = None, measure: str = "epsilon"
+) -> Figure:
+    """Final average rank over two hyperparameters, one heat map per panel (Fig. 1).
+
+    ``measure`` as in :func:`plot_curves`.
+    """
     eps = results.epsilon if epsilon is None else epsilon
-    key = f"avg_rank@{eps:g}"
+    key, label = rank_measure(measure, eps, axis=True)
     n = len(results.panels)
     fig = Figure(figsize=(3.6 * n + 0.4, 3.6), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
@@ -148,16 +195,19 @@ def plot_heatmaps(results: FigureResults, epsilon: float | None = None) -> Figur
         ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
         ax.set_xlabel(figures.SYMBOLS[hx])
         ax.set_ylabel(figures.SYMBOLS[hy])
+        # Whole numbers for ranks in the tens and more; one decimal for small ones (the
+        # stable rank is often 1–10, where a whole number hides the trend).
+        digits = 1 if np.isfinite(mean).any() and np.nanmax(np.abs(mean)) < 10 else 0
         for (i, k), v in np.ndenumerate(mean):
             if math.isfinite(v):
                 text = (
-                    f"{v:.0f}"
-                    if not math.isfinite(std[i, k]) or std[i, k] < 0.5
-                    else (f"{v:.0f}\n±{std[i, k]:.0f}")
+                    f"{v:.{digits}f}"
+                    if not math.isfinite(std[i, k]) or std[i, k] < 0.5 * 10**-digits
+                    else (f"{v:.{digits}f}\n±{std[i, k]:.{digits}f}")
                 )
                 ax.text(k, i, text, ha="center", va="center", fontsize=6, color="w")
         ax.set_title(p.label, fontsize=10)
-        fig.colorbar(im, ax=ax, shrink=0.8, label=f"final average rank (ε={eps:g})")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"final {label}")
     _suptitle(fig, _title(results))
     return fig
 
@@ -391,15 +441,25 @@ def plot_compression(rows: Sequence[dict[str, Any]], title: str = "") -> Figure:
     return fig
 
 
-def figure_for(results: FigureResults) -> Figure:
-    """The figure of a results folder's kind."""
+def figure_for(results: FigureResults, measure: str = "epsilon") -> Figure:
+    """The figure of a results folder's kind; ``measure``: the rank of curves and heat maps.
+
+    Raises:
+      ValueError: an unknown kind or measure, or a measure other than ``"epsilon"`` for a
+        kind that plots no average rank.
+    """
     kind = results.kind
     if not results.panels:
         raise FileNotFoundError(f"plots: no panel of {results.folder} has results yet.")
     if kind == "curves":
-        return plot_curves(results)
+        return plot_curves(results, measure=measure)
     if kind == "heatmap":
-        return plot_heatmaps(results)
+        return plot_heatmaps(results, measure=measure)
+    if measure != "epsilon":
+        raise ValueError(
+            f"plots: a {kind!r} figure plots no average rank, so measure={measure!r} does "
+            "not apply; draw it with the default measure 'epsilon'."
+        )
     if kind == "norm_ratios":
         return plot_norm_ratios(results)
     if kind == "spectra":
@@ -409,24 +469,35 @@ def figure_for(results: FigureResults) -> Figure:
     raise ValueError(f"plots: unknown figure kind {kind!r}; one of {figures.KINDS}.")
 
 
-def draw(folder: str | Path, out: str | Path | None = None, *, dpi: int = 90) -> Path:
+def draw(
+    folder: str | Path,
+    out: str | Path | None = None,
+    *,
+    dpi: int = 90,
+    measure: str = "epsilon",
+) -> Path:
     """Draws the figure of a results folder into a PNG.
 
     Args:
       folder: a figure's results folder (``figure.json`` + panel folders) or a plain sweep
         results folder (drawn as one ``curves`` panel).
       out: the PNG path; default ``folder/figNN.png`` (``folder/figure.png`` without a
-        figure number).
+        figure number), with ``_{measure}`` before ``.png`` for a measure other than
+        ``"epsilon"``.
       dpi: resolution (90 keeps committed PNGs small; see :func:`save_png`).
+      measure: the rank measure of curves and heat maps (:data:`RANK_MEASURES`).
 
     Returns:
       The path written.
     """
+    rank_measure(measure, 0.0)  # an unknown measure fails before the results are read
     results = figures.load_results(folder)
-    number = results.figure.get("number")
-    out = Path(out) if out else Path(folder) / (f"fig{number:02d}.png" if number else "figure.png")
-    save_png(figure_for(results), out, dpi=dpi)
-    return out
+    if out is None:
+        number = results.figure.get("number")
+        stem = f"fig{number:02d}" if number else "figure"
+        out = Path(folder) / (f"{stem}.png" if measure == "epsilon" else f"{stem}_{measure}.png")
+    save_png(figure_for(results, measure), out, dpi=dpi)
+    return Path(out)
 
 
 def save_png(fig: Figure, path: str | Path, *, dpi: int = 90) -> None:

@@ -28,10 +28,12 @@ def _write_panel(
     epochs: int = 3,
     epsilons: tuple[float, ...] = (1e-3, 0.1),
     rank_of=None,
+    stable_rank_of=None,
 ) -> None:
     """A sweep results folder: members.json, config.json, metrics.jsonl and spectra."""
     folder.mkdir(parents=True)
     rank_of = rank_of or (lambda m, e: 16.0 - 100 * m["weight_decay"] * e - 0.1 * m["seed"])
+    stable_rank_of = stable_rank_of or (lambda m, e: 4.0 - 0.5 * e * m["learning_rate"])
     batch_sizes = sorted({g["batch_size"] for g in grid})
     members = []
     for g in grid:
@@ -47,6 +49,7 @@ def _write_panel(
             r["lr_now"] = m["learning_rate"]
             for eps in epsilons:
                 r[f"avg_rank@{eps:g}"] = rank_of(m, e) - 2 * eps
+            r["avg_stable_rank"] = stable_rank_of(m, e)
             r["train_accuracy"] = 0.5 + 0.1 * e
             r["test_accuracy"] = 0.45 + 0.1 * e
             r["frobenius_norm"] = {p: 10.0 + e for p in LAYERS}
@@ -130,6 +133,22 @@ def test_curves_layout_and_png(tmp_path):
     assert png == folder / "fig06.png" and png.stat().st_size > 5000
 
 
+def test_other_rank_measures_are_drawn_from_their_own_metric(tmp_path):
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels((4, 8)))
+    results = figures.load_results(folder)
+    fig = plots.plot_curves(results, measure="stable")
+    top = fig.axes[0]
+    assert "stable rank" in top.get_ylabel()
+    # The stable rank of the synthetic members is 4 − 0.05·epoch (μ = 0.1), whatever λ.
+    for line in top.get_lines():
+        np.testing.assert_allclose(line.get_ydata(), [4.0 - 0.05 * e for e in range(4)])
+    png = plots.draw(folder, measure="stable")
+    assert png == folder / "fig06_stable.png" and png.stat().st_size > 5000
+    assert not (folder / "fig06.png").exists()
+    with pytest.raises(ValueError, match=r"unknown rank measure 'stabel'.*'stable'"):
+        plots.draw(folder, measure="stabel")
+
+
 def test_series_mean_and_std_over_seeds(tmp_path):
     folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels((4,)))
     p = figures.load_results(folder).panels[0]
@@ -188,6 +207,12 @@ def test_heatmaps(tmp_path):
     assert maps[1].get_images()[0].get_array().shape == (2, 2)
     assert maps[1].get_xlabel() == "B"
     assert plots.draw(folder).exists()
+    # The stable rank, below 10, is written with one decimal.
+    fig = plots.plot_heatmaps(results, measure="stable")
+    first = next(a for a in fig.axes if a.get_images())
+    final = [4.0 - 0.5 * 3 * lr for lr in (0.1, 0.5)]  # the synthetic stable rank at epoch 3
+    assert {t.get_text() for t in first.texts} == {f"{v:.1f}" for v in final}
+    np.testing.assert_allclose(first.get_images()[0].get_array()[0], final)
 
 
 def test_norm_ratios_spectra_and_bound(tmp_path):
@@ -228,6 +253,8 @@ def test_norm_ratios_spectra_and_bound(tmp_path):
     fig = plots.plot_bound(results)
     assert len(fig.axes) == 3
     assert plots.draw(bound).name == "fig06.png"
+    with pytest.raises(ValueError, match="plots no average rank"):
+        plots.draw(bound, measure="stable")
 
 
 def test_plain_sweep_folder_draws_as_one_panel(tmp_path):
@@ -281,6 +308,7 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     # Both measures are tabulated: the ε-rank first, then the stable rank, each from the
     # members' own final values (a narrow MLP's stable rank is well below its ε-rank).
     assert "stable rank" in (out / "trends.txt").read_text()
+    assert (out / "fig06_stable.png").exists()
     both = json.loads((out / "trends.json").read_text())
     assert list(both) == ["avg_rank@0.001", "avg_stable_rank"]
     (eps_trend,), (stable_trend,) = both["avg_rank@0.001"], both["avg_stable_rank"]
@@ -291,7 +319,8 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     manifest = json.loads((out / "figure.json").read_text())
     assert [p["label"] for p in manifest["panels"]] == ["B=128"]
     script.publish(out, tmp_path / "pub")
-    assert {f.name for f in (tmp_path / "pub").iterdir()} >= {"fig06.png", "trends.txt"}
+    published = {f.name for f in (tmp_path / "pub").iterdir()}
+    assert published >= {"fig06.png", "fig06_stable.png", "trends.txt"}
     # A finished panel is not retrained.
     before = (out / "panel0" / "metrics.jsonl").stat().st_mtime
     script.run_panels(c, out, None, progress=False, restart=False)
