@@ -13,9 +13,11 @@ whose sweep has finished is not retrained (the engine resumes an unfinished one 
 checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.plots`` from the results
 folder alone, and ``OUT/trends.txt`` holds Prediction 4.1's Spearman correlations
 (``lowrank.figures.trends``) for the average ε-rank and, second, the average stable rank
-(see ``REPORTED_MEASURES``), which ``OUT/figNN_stable.png`` plots. ``--publish DIR``
-copies the small files (PNGs, tables, ``figure.json``) into ``DIR``
-(``experiments/results/figNN`` for committed results).
+(see ``REPORTED_MEASURES``), which ``OUT/figNN_stable.png`` plots; where the figure has
+λ = 0 members, also for each measure's decay ratio (``lowrank.figures.decay_trends``: a
+run's final value over its λ = 0 control's). ``--publish DIR`` copies the small files
+(PNGs, tables, ``figure.json``) into ``DIR`` (``experiments/results/figNN`` for committed
+results).
 """
 
 from __future__ import annotations
@@ -140,6 +142,18 @@ def report(out: Path) -> str:
                 f"Spearman ρ between each hyperparameter and the final {label}{caveat}, one "
                 f"ρ per seed (others held fixed)\n\n{figures.trend_table(found[key])}\n"
             )
+        for measure in REPORTED_MEASURES:
+            # With a λ = 0 control: the part of each change that decay adds.
+            key, label = plots.rank_measure(measure, results.epsilon)
+            decay = figures.decay_trends(results, key)
+            if decay:
+                found[f"{key} / λ=0"] = decay
+                table = figures.trend_table(decay, "decay ratio", ".2f")
+                sections.append(
+                    f"Spearman ρ between each hyperparameter and the decay ratio of the "
+                    f"{label}: a run's final value over that of the same run with λ = 0 "
+                    f"(same seed, μ, β, B), one ρ per seed (others held fixed)\n\n{table}\n"
+                )
         text = "\n".join(sections)
         io.atomic_write_text(out / "trends.txt", text)
         io.atomic_write_text(

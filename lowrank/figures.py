@@ -676,7 +676,47 @@ def trends(results: FigureResults, key: str | None = None, min_values: int = 3) 
       min_values: fewest distinct values of h for a trend.
     """
     key = key or f"avg_rank@{results.epsilon:g}"
+    return trends_of_rows(final_table(results, key), min_values)
+
+
+def decay_ratio_table(results: FigureResults, key: str) -> list[dict[str, Any]]:
+    """Each decayed member's final ``key`` divided by that of its run without decay.
+
+    The control of a member with λ > 0 is the member with λ = 0 and the same seed, μ, β,
+    B and dataset (from any panel); members without a control are left out. The ratio is
+    the part of the change that weight decay adds to what training alone does, which is
+    what Prediction 4.1's B and μ claims are about: measures like the stable rank also
+    fall with smaller B or larger μ without decay.
+
+    Returns:
+      Rows as :func:`final_table`'s, ``value`` being the ratio (nan where the control's
+      value is 0 or not finite); empty when the figure has no λ = 0 member.
+    """
     rows = final_table(results, key)
+    others = ("seed", "learning_rate", "momentum", "batch_size", "dataset")
+    controls = {tuple(r[k] for k in others): r["value"] for r in rows if r["weight_decay"] == 0}
+    out = []
+    for r in rows:
+        base = controls.get(tuple(r[k] for k in others))
+        if r["weight_decay"] == 0 or base is None:
+            continue
+        ok = math.isfinite(base) and base != 0 and math.isfinite(r["value"])
+        out.append({**r, "value": r["value"] / base if ok else math.nan})
+    return out
+
+
+def decay_trends(results: FigureResults, key: str, min_values: int = 3) -> list[Trend]:
+    """Trends of the decay ratio: ρ(value, final ``key`` / its λ = 0 control's) per seed.
+
+    As :func:`trends`, on :func:`decay_ratio_table`'s rows (members with λ > 0 that have a
+    control). Prediction 4.1's signs carry over: decay should lower the ratio more at
+    larger λ, larger μ and smaller B.
+    """
+    return trends_of_rows(decay_ratio_table(results, key), min_values)
+
+
+def trends_of_rows(rows: Sequence[dict[str, Any]], min_values: int = 3) -> list[Trend]:
+    """The trends of :func:`trends` from rows of :func:`final_table`'s form."""
     if not rows:
         return []
     context = [h for h in (*HPARAMS, "dataset") if len({r[h] for r in rows}) > 1]
@@ -725,14 +765,18 @@ def _fmt(x: float, spec: str = ".2f") -> str:
     return "nan" if not math.isfinite(x) else format(x, spec)
 
 
-def trend_table(trend_list: Sequence[Trend]) -> str:
+def trend_table(
+    trend_list: Sequence[Trend], value_name: str = "final rank", value_format: str = ".1f"
+) -> str:
     """A text table of trends: ρ mean ± std over seeds, its range, pooled ρ, rank range.
 
     ``seeds`` reads ``k/n`` when only k of the n seeds have a ρ (the others' ranks did not
-    vary, so ρ is undefined); the mean, spread and range are over those k.
+    vary, so ρ is undefined); the mean, spread and range are over those k. ``value_name``
+    and ``value_format`` head and format the column of mean values (e.g. "decay ratio",
+    ".2f" for :func:`decay_trends`).
     """
     header = ["varied", "fixed", "values", "seeds", "rho mean ± std", "rho min..max",
-              "pooled rho", "final rank (low → high value)", "predicted"]  # fmt: skip
+              "pooled rho", f"{value_name} (low → high value)", "predicted"]  # fmt: skip
     rows = []
     for t in trend_list:
         finite = [r for r in t.rhos if math.isfinite(r)]
@@ -742,7 +786,7 @@ def trend_table(trend_list: Sequence[Trend]) -> str:
             for k, v in t.fixed.items()
         )
         predicted = {-1: "negative", 1: "positive", 0: "≈ 0 (λ = 0)", None: "-"}[t.predicted]
-        ranks = " → ".join(_fmt(v, ".1f") for v in t.mean_rank)
+        ranks = " → ".join(_fmt(v, value_format) for v in t.mean_rank)
         rows.append(
             [
                 SYMBOLS.get(t.hparam, t.hparam),

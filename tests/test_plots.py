@@ -179,6 +179,38 @@ def test_trends_signs_and_small_effect_at_zero_decay(tmp_path):
     assert "negative" in table and "≈ 0 (λ = 0)" in table
 
 
+def test_decay_ratio_against_the_no_decay_control(tmp_path):
+    # Training alone lowers the stable rank, more for larger μ and smaller B; decay
+    # multiplies it by a factor that is smaller for larger λ and smaller B. The ratio to
+    # the λ = 0 run isolates that factor, whatever training and the seed do.
+    def stable(m, e):
+        training = 4.0 - 0.5 * e * m["learning_rate"] - 0.1 * m["seed"] + 0.05 * m["batch_size"]
+        return training * (1 - 20 * m["weight_decay"] * e / m["batch_size"] ** 0.5)
+
+    panels = _lambda_panels(lams=(0.0, 1e-3, 3e-3, 1e-2))
+    panels.append(("B=32", [_member(seed=s, wd=1e-3, b=32) for s in (0, 1, 2)]))  # no λ = 0
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], panels, stable_rank_of=stable)
+    results = figures.load_results(folder)
+    rows = figures.decay_ratio_table(results, "avg_stable_rank")
+    assert len(rows) == 3 * 3 * 3  # B ∈ {4, 8, 16} × λ > 0 × seeds; B = 32 has no control
+    for r in rows:
+        assert r["value"] == pytest.approx(1 - 60 * r["weight_decay"] / r["batch_size"] ** 0.5)
+    found = figures.decay_trends(results, "avg_stable_rank")
+    lam = [t for t in found if t.hparam == "weight_decay"]
+    b = [t for t in found if t.hparam == "batch_size"]
+    assert len(lam) == 3 and all(t.rho_mean == -1.0 for t in lam)
+    assert len(b) == 3 and all(t.rho_mean == 1.0 and t.predicted == 1 for t in b)
+    assert "decay ratio (low → high value)" in figures.trend_table(found, "decay ratio")
+    # Without the control, the B trend shows at λ = 0 as well: training's, not decay's.
+    plain = [t for t in figures.trends(results, "avg_stable_rank") if t.hparam == "batch_size"]
+    assert next(t for t in plain if t.fixed["weight_decay"] == 0).rho_mean == 1.0
+    # Without λ = 0 members there is nothing to divide by.
+    no_control = _figure(
+        tmp_path / "fig2", "curves", ["weight_decay"], _lambda_panels(lams=(1e-3, 1e-2))
+    )
+    assert figures.decay_ratio_table(figures.load_results(no_control), "avg_stable_rank") == []
+
+
 def test_spearman_ties_and_constants():
     assert figures.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert figures.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -287,7 +319,7 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     c.augment.crop = c.augment.flip = c.augment.rotate = False
     c.train.epochs = 1
     c.train.eval_batch_size = 512
-    c.sweep.weight_decays = (0.0, 1e-3, 1e-2)
+    c.sweep.weight_decays = (0.0, 1e-3, 3e-3, 1e-2)
     c.rank.spectra_every = 0
     c.checkpoint.every = 0
     c.figure = figures.figure_section(
@@ -304,13 +336,20 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     assert (out / "fig06.png").exists() and "Spearman" in text
     assert "negative" in (out / "trends.txt").read_text()  # the λ row's prediction
     records = io.read_jsonl(out / "panel0" / "metrics.jsonl")
-    assert {r["batch_size"] for r in records} == {128} and len(records) == 3 * 2
+    assert {r["batch_size"] for r in records} == {128} and len(records) == 4 * 2
     # Both measures are tabulated: the ε-rank first, then the stable rank, each from the
     # members' own final values (a narrow MLP's stable rank is well below its ε-rank).
     assert "stable rank" in (out / "trends.txt").read_text()
     assert (out / "fig06_stable.png").exists()
     both = json.loads((out / "trends.json").read_text())
-    assert list(both) == ["avg_rank@0.001", "avg_stable_rank"]
+    assert list(both) == [
+        "avg_rank@0.001", "avg_stable_rank", "avg_rank@0.001 / λ=0", "avg_stable_rank / λ=0",
+    ]  # fmt: skip
+    # The decay ratios: each λ > 0 run's final stable rank over the λ = 0 run's.
+    (ratio_trend,) = both["avg_stable_rank / λ=0"]
+    stable = {r["weight_decay"]: r["avg_stable_rank"] for r in records if r["epoch"] == 1}
+    expected = [stable[lam] / stable[0.0] for lam in (1e-3, 3e-3, 1e-2)]
+    np.testing.assert_allclose(ratio_trend["mean_rank"], expected, rtol=1e-5)
     (eps_trend,), (stable_trend,) = both["avg_rank@0.001"], both["avg_stable_rank"]
     assert eps_trend["hparam"] == stable_trend["hparam"] == "weight_decay"
     final = [r for r in records if r["epoch"] == 1 and r["weight_decay"] == 0.0]
