@@ -25,7 +25,10 @@ results folder holds ``figure.json`` (:func:`write_manifest`) and one sweep resu
 folder per panel (``panel0/``, ``panel1/``, ...); :func:`load_results` reads it back, and
 also reads a plain sweep results folder as a one-panel figure. :func:`trends` measures
 Prediction 4.1 on the results: the Spearman correlation between each hyperparameter and
-the final average rank, per seed, with the other hyperparameters held fixed.
+the final average rank (or any per-epoch metric), per seed, with the other
+hyperparameters held fixed; :func:`decay_trends` does the same for the *decay ratio*, a
+run's final value over that of the same run with λ = 0, which separates what weight
+decay does from what training does alone.
 """
 
 from __future__ import annotations
