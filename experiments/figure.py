@@ -132,28 +132,30 @@ def report(out: Path) -> str:
     io.atomic_write_text(out / "summary.txt", "\n".join(parts))
     text = ""
     if results.kind in ("curves", "heatmap"):
-        sections, found = [], {}
+        for measure in REPORTED_MEASURES:
+            if measure != "epsilon":
+                plots.draw(out, measure=measure)
+        found, sections = {}, []  # the plain trends of every measure, then the decay ratios
+        found_decay, decay_sections = {}, []
         for measure, caveat in REPORTED_MEASURES.items():
             key, label = plots.rank_measure(measure, results.epsilon)
             found[key] = figures.trends(results, key=key)
-            if measure != "epsilon":
-                plots.draw(out, measure=measure)
             sections.append(
                 f"Spearman ρ between each hyperparameter and the final {label}{caveat}, one "
                 f"ρ per seed (others held fixed)\n\n{figures.trend_table(found[key])}\n"
             )
-        for measure in REPORTED_MEASURES:
             # With a λ = 0 control: the part of each change that decay adds.
-            key, label = plots.rank_measure(measure, results.epsilon)
             decay = figures.decay_trends(results, key)
             if decay:
-                found[f"{key} / λ=0"] = decay
+                found_decay[f"{key} / λ=0"] = decay
                 table = figures.trend_table(decay, "decay ratio", ".2f")
-                sections.append(
+                decay_sections.append(
                     f"Spearman ρ between each hyperparameter and the decay ratio of the "
                     f"{label}: a run's final value over that of the same run with λ = 0 "
                     f"(same seed, μ, β, B), one ρ per seed (others held fixed)\n\n{table}\n"
                 )
+        found.update(found_decay)
+        sections += decay_sections
         text = "\n".join(sections)
         io.atomic_write_text(out / "trends.txt", text)
         io.atomic_write_text(

@@ -696,7 +696,7 @@ def decay_ratio_table(results: FigureResults, key: str) -> list[dict[str, Any]]:
       value is 0 or not finite); empty when the figure has no λ = 0 member.
     """
     rows = final_table(results, key)
-    others = ("seed", "learning_rate", "momentum", "batch_size", "dataset")
+    others = ("seed", "dataset", *(h for h in HPARAMS if h != "weight_decay"))
     controls = {tuple(r[k] for k in others): r["value"] for r in rows if r["weight_decay"] == 0}
     out = []
     for r in rows:
