@@ -299,7 +299,7 @@ class _Group:
             method=config.rank.method,
             selection=rank_selection(config),
         )
-        self.measure_fn = jax.jit(jax.vmap(measure))
+        self.measure_fn = over_members(measure, 1)
         self.record_fn = None
         if config.record.steps:
             selection = rank_selection(config)

@@ -380,8 +380,5 @@ def measure(
     spec = rank.spectra_of(matrices, method=method)
     out = rank.measures(spec, epsilons, normalization)
     out["singular_values"] = dict(spec.values)
-    # ‖W‖_F from σ rather than from W: the per-matrix SVD does not depend on how many
-    # members are batched, so neither does the norm (a diverged member's removal then
-    # leaves the other members' records bit for bit the same).
     out["frobenius_norm"] = {p: jnp.sqrt(jnp.sum(s**2)) for p, s in spec.values.items()}
     return out
