@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from lowrank.rank import path_str
@@ -45,16 +46,26 @@ def default_optim_config() -> ml_collections.ConfigDict:
 def lr_multiplier(
     schedule: str, milestones: Sequence[int], factor: float, steps_per_epoch: int
 ) -> Callable[[jax.Array], jax.Array]:
-    """Step → multiplier of μ. Piecewise: ``factor ** (number of milestones reached)``."""
+    """Step → multiplier of μ. Piecewise: ``factor ** (number of milestones reached)``.
+
+    The powers of ``factor`` are computed in Python (float64) and returned in JAX's
+    default float type when traced: float64 under ``jax_enable_x64``, so a float64 run
+    follows its schedule to float64 precision (optax casts the multiplier to each
+    update's dtype).
+    """
     if schedule == "constant":
-        return lambda step: jnp.ones((), jnp.float32)
+        return lambda step: jnp.ones((), jnp.result_type(float))
     if schedule != "piecewise":
         raise ValueError(f"optim.schedule={schedule!r}; choose one of {SCHEDULES}.")
-    bounds = jnp.asarray([m * steps_per_epoch for m in milestones], jnp.int32)
+    bounds = [m * steps_per_epoch for m in milestones]
+    powers = np.asarray([float(factor) ** k for k in range(len(milestones) + 1)], np.float64)
 
     def multiplier(step: jax.Array) -> jax.Array:
-        passed = jnp.sum(step >= bounds) if len(milestones) else 0
-        return jnp.asarray(factor, jnp.float32) ** passed
+        step = jnp.asarray(step)
+        passed = (
+            jnp.sum(step[..., None] >= jnp.asarray(bounds, step.dtype), axis=-1) if bounds else 0
+        )
+        return jnp.asarray(powers, jnp.result_type(float))[passed]
 
     return multiplier
 
