@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import compress, data, io, models, optim, plots, rank, sweep, train
+from lowrank import compress, data, io, logs, models, optim, plots, rank, sweep, train
 from lowrank import config as config_lib
 from lowrank.datasets_local import DataError
 
@@ -45,7 +45,8 @@ _OUT = flags.DEFINE_string("out", None, "Results folder (created).")
 _RETRAIN = flags.DEFINE_bool("retrain", False, "Train again even if params.npz exists.")
 _PUBLISH = flags.DEFINE_string("publish", None, "Copy the PNG and summary into this folder.")
 
-log = logging.getLogger("compression")
+_LOG_LEVEL = logs.define_flag()
+log = logging.getLogger("experiments.compression")
 
 
 def train_members(config, ds: data.Dataset, model) -> tuple[list[sweep.Member], Any, dict]:
@@ -224,7 +225,7 @@ def run(config, out: Path, retrain: bool) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(_LOG_LEVEL.value)
     if _CONFIG.value is None or _OUT.value is None:
         raise app.UsageError("give --config=configs/compression.py[:quick] and --out=DIR.")
     try:

@@ -38,7 +38,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import figures, io, plots, sweep
+from lowrank import figures, io, logs, plots, sweep
 from lowrank.config import ConfigError
 from lowrank.datasets_local import DataError
 
@@ -55,6 +55,8 @@ _ESTIMATE = flags.DEFINE_bool("estimate", False, "Print the compute estimate and
 _RESTART = flags.DEFINE_bool("restart", False, "Delete each panel's results and start over.")
 _PUBLISH = flags.DEFINE_string("publish", None, "Copy the PNG and tables into this folder.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+_LOG_LEVEL = logs.define_flag()
+log = logging.getLogger("experiments.figure")
 
 PUBLISHED = ("figure.json", "summary.txt", "trends.txt", "timing.json")
 
@@ -94,9 +96,9 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
             continue
         workdir = out / p.name
         if (workdir / "summary.txt").exists() and not restart:
-            logging.info("panel %s (%s): finished before, not retrained", p.name, p.label)
+            log.info("panel %s (%s): finished before, not retrained", p.name, p.label)
             continue
-        logging.info("panel %s (%s): %d members", p.name, p.label, len(sweep.members(p.config)))
+        log.info("panel %s (%s): %d members", p.name, p.label, len(sweep.members(p.config)))
         start = time.perf_counter()
         sweep.run(p.config, workdir, **kwargs)
         timing[p.name] = round(time.perf_counter() - start, 1)
@@ -176,7 +178,7 @@ def publish(out: Path, dest: Path) -> None:
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(_LOG_LEVEL.value)
     config = _CONFIG.value
     if config is None:
         raise app.UsageError("give --fig N (with --quick for the CPU variant) or --config=FILE.")

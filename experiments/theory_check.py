@@ -50,7 +50,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from lowrank import data, optim, rank, theory
+from lowrank import data, logs, optim, rank, theory
 from lowrank.models import build_model, default_model_config
 from lowrank.models.structure import patch_counts
 
@@ -389,7 +389,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--train_subset", type=int, default=4096, help="Fashion-MNIST examples")
     ap.add_argument("--seed", type=int, default=0, help="initialization and shuffling seed")
     ap.add_argument("--quick", action="store_true", help="10%% of the training steps (smoke run)")
+    ap.add_argument("--log_level", default="warning", choices=logs.LEVELS,
+                    help="threshold for the libraries' log messages")  # fmt: skip
     args = ap.parse_args(argv)
+    logs.configure(args.log_level)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -528,12 +528,16 @@ def load_results(folder: str | Path) -> FigureResults:
     if (folder / "metrics.jsonl").exists():
         records = io.read_jsonl(folder / "metrics.jsonl")
         vary = _inferred_vary(records)
-        panel_ = _read_panel(folder, ".", folder.name, vary)
+        fixed = [h for h in HPARAMS if h not in vary and records and h in records[0]]
+        label = setting_label(fixed, [records[0][h] for h in fixed]) if fixed else folder.name
+        panel_ = _read_panel(folder, ".", label, vary)
         cfg = panel_.config
         eps = cfg.get("rank", {}).get("epsilons", [1e-3])
+        model, dataset = cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
+        title = f"{folder.name}: {model} on {dataset}" if model and dataset else folder.name
         figure = {"number": None, "kind": "curves", "vary": list(vary), "epsilon": eps[0],
-                  "scale": "", "title": folder.name, "reduced": "",
-                  "panels": [{"name": ".", "label": folder.name, "vary": list(vary)}]}  # fmt: skip
+                  "scale": "", "title": title, "reduced": "",
+                  "panels": [{"name": ".", "label": label, "vary": list(vary)}]}  # fmt: skip
         return FigureResults(folder, figure, [panel_])
     raise FileNotFoundError(
         f"figures: {folder} is not a results folder (no figure.json, no metrics.jsonl)."

@@ -7,9 +7,9 @@ the text after a colon: ``--config=configs/default.py:quick``.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+from pathlib import Path
 
 # jaxlib's batched LAPACK kernels (the rank SVDs) already spread a batch over XLA's
 # threads; OpenBLAS threads nested in them ran 5-50x slower on a busy 2-core CPU
@@ -20,7 +20,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import sweep
+from lowrank import logs, sweep
 from lowrank.checkpoint import WorkdirConfigError
 from lowrank.config import ConfigError
 from lowrank.datasets_local import DataError
@@ -39,12 +39,16 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (0 writes).")
+_PLOT = flags.DEFINE_bool(
+    "plot", True, "Draw workdir/ranks.png (average ε-rank and accuracy against epoch)."
+)
+_LOG_LEVEL = logs.define_flag()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(_LOG_LEVEL.value)
     if _DISTRIBUTED.value:
         sweep.initialize_hosts(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
@@ -58,6 +62,10 @@ def main(argv: list[str]) -> None:
     if jax.process_index() == 0:
         print(table)
         print(f"results: {_WORKDIR.value}")
+        if _PLOT.value:
+            from lowrank import plots  # matplotlib only when drawing
+
+            print(f"plot: {plots.draw(_WORKDIR.value, Path(_WORKDIR.value) / 'ranks.png')}")
 
 
 def cli() -> None:

@@ -488,7 +488,6 @@ def run(
     workdir = Path(workdir)
     ds = data.load_dataset(config.data)
     config_lib.validate_batch_sizes(config, ds.num_train)
-    log.info("data: %s", ds.describe())
 
     writer = jax.process_index() == 0  # one process writes results
     workdir.mkdir(parents=True, exist_ok=True)

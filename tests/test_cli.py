@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,26 @@ def test_default_config_through_the_cli(tmp_path):
         "group0_epoch0001.npz",
     ]
     assert (workdir / "summary.txt").exists()
+    # The terminal: no library INFO lines (absl's "I1201 ..." from Orbax), and a plot.
+    assert not re.search(r"^I\d{4} ", out.stdout + out.stderr, re.MULTILINE), out.stderr[-2000:]
+    assert "INFO lowrank.data: Loaded fashion_mnist" in out.stderr
+    assert out.stdout.rstrip().splitlines()[-1] == f"plot: {workdir / 'ranks.png'}"
+    assert (workdir / "ranks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_log_level_shows_the_libraries_info_lines(tmp_path):
+    cmd = [
+        sys.executable, "-m", "lowrank.main",
+        f"--config={ROOT / 'configs' / 'default.py'}:quick",
+        f"--workdir={tmp_path / 'w'}",
+        "--config.data.name=digits", "--config.data.source=sklearn", "--config.data.train_subset=0",
+        "--config.train.epochs=1", "--config.sweep.weight_decays=(0.0,)",
+        "--config.sweep.seeds=(0,)", "--noprogress", "--noplot", "--log_level=info",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "INFO absl:" in out.stderr  # Orbax's checkpoint messages, through absl
+    assert not (tmp_path / "w" / "ranks.png").exists()
 
 
 def test_bad_override_is_refused_with_the_field_named(tmp_path):
