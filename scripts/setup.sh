@@ -13,8 +13,13 @@ fi
 stamp=.venv/.lowrank-installed
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
+  echo "setup: installing the pinned packages into .venv (log: .venv/install.log)" >&2
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'; } \
+      > .venv/install.log 2>&1; then
+    tail -n 40 .venv/install.log >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 
