@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lowrank import augment, config, data, io, models, optim, rank, sweep, train
+from lowrank import augment, config, data, engine, io, models, optim, rank, train
 from lowrank.models import structure
 
 # name → (model family, config overrides, input shape, augmentation on?)
@@ -115,7 +115,7 @@ def fake_dataset(shape: tuple[int, int, int], n: int, seed: int = 0) -> types.Si
 class Group:
     """One compile group as ``lowrank.sweep._Group`` builds it, without the results plumbing.
 
-    ``epoch_fn`` is the engine's own (``sweep.epoch_function``) for ``strategy`` =
+    ``epoch_fn`` is the engine's own (``engine.epoch_function``) for ``strategy`` =
     ``"<sweep.vectorize>/<train.epoch_loop>"``: ``vmap/scan`` is one compiled program per
     epoch over all members, ``loop/host`` one compiled call per member and step; ``auto``
     is the engine's choice. Members are not sharded: this machine has one device.
@@ -130,7 +130,7 @@ class Group:
         strategy: str = "auto/auto",
     ):
         cfg = run_config(name, k, b, strategy)
-        self.strategy = f"{sweep.vectorize_mode(cfg)}/{sweep.epoch_loop_mode(cfg)}"
+        self.strategy = f"{engine.vectorize_mode(cfg)}/{engine.epoch_loop_mode(cfg)}"
         config.validate(cfg)
         self.model = models.build_model(cfg.model, 10)
         self.steps = data.steps_per_epoch(ds.num_train, b)
@@ -145,9 +145,9 @@ class Group:
         )
         keys = jnp.stack([jax.random.PRNGKey(s) for s in range(k)])
         self.state = synthetic_state(jax.vmap(init), keys, self.hparams)
-        self.epoch_fn = sweep.epoch_function(
+        self.epoch_fn = engine.epoch_function(
             cfg,
-            sweep._OverMembers(cfg),
+            engine.OverMembers(cfg),
             model=self.model,
             tx=self.tx,
             batch_size=b,

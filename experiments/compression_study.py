@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import compress, data, io, logs, models, optim, plots, rank, sweep, train
+from lowrank import compress, data, engine, io, logs, models, optim, plots, rank, train
 from lowrank import config as config_lib
 from lowrank.datasets_local import DataError
 
@@ -49,14 +49,14 @@ _LOG_LEVEL = logs.define_flag()
 log = logging.getLogger("experiments.compression")
 
 
-def train_members(config, ds: data.Dataset, model) -> tuple[list[sweep.Member], Any, dict]:
+def train_members(config, ds: data.Dataset, model) -> tuple[list[engine.Member], Any, dict]:
     """Trains all members (one batch size) in one vmapped program.
 
     Returns:
       The members, the final ``TrainState`` (leading members axis) and per-member test
       accuracy and average rank at the first ε, as the engine measures them.
     """
-    members = sweep.members(config)
+    members = engine.members(config)
     if len(config.sweep.batch_sizes) != 1:
         raise config_lib.ConfigError(
             "bad config:\n  the compression study trains one batch size; "
@@ -92,12 +92,12 @@ def train_members(config, ds: data.Dataset, model) -> tuple[list[sweep.Member], 
         log.info("epoch %d: loss %s (%.1fs)", epoch, np.round(loss, 3), time.perf_counter() - start)
     test = jax.device_get(eval_fn(state, test_x, test_y))
     eps = float(config.rank.epsilons[0])
-    selection, norm = sweep.rank_selection(config), config.rank.normalization
+    selection, norm = config_lib.rank_selection(config), config.rank.normalization
     avg = jax.jit(jax.vmap(lambda p: rank.average_rank(p, eps, normalization=norm, **selection)))(
         state.params
     )
-    engine = {"test_accuracy": np.asarray(test["accuracy"]), f"avg_rank@{eps:g}": np.asarray(avg)}
-    return members, state, engine
+    measured = {"test_accuracy": np.asarray(test["accuracy"]), f"avg_rank@{eps:g}": np.asarray(avg)}
+    return members, state, measured
 
 
 def save_params(path: Path, params: Any, batch_stats: Any) -> None:
@@ -159,21 +159,21 @@ def summary(rows: list[dict[str, Any]], epsilons: tuple[float, ...]) -> str:
 def run(config, out: Path, retrain: bool) -> str:
     config_lib.validate(config)
     ds = data.load_dataset(config.data)
-    config_lib.validate_batch_sizes(config, ds.num_train)
+    config_lib.validate(config, num_train=ds.num_train)
     log.info("data: %s", ds.describe())
     model = models.build_model(config.model, ds.num_classes)
     out.mkdir(parents=True, exist_ok=True)
     io.atomic_write_text(out / "config.json", config.to_json_best_effort(indent=2) + "\n")
     params_file = out / "params.npz"
-    members = sweep.members(config)
+    members = engine.members(config)
     if retrain or not params_file.exists():
         start = time.perf_counter()
-        members, state, engine = train_members(config, ds, model)
+        members, state, measured = train_members(config, ds, model)
         save_params(params_file, state.params, state.batch_stats)
         io.atomic_write_text(
             out / "members.json",
             json.dumps(
-                [{**dataclasses.asdict(m), **{k: float(v[i]) for k, v in engine.items()}}
+                [{**dataclasses.asdict(m), **{k: float(v[i]) for k, v in measured.items()}}
                  for i, m in enumerate(members)], indent=1,
             ) + "\n",
         )  # fmt: skip
@@ -191,7 +191,7 @@ def run(config, out: Path, retrain: bool) -> str:
             params_file, one(like["params"]), one(like.get("batch_stats", {}))
         )
     c = config.compress
-    selection = sweep.rank_selection(config)
+    selection = config_lib.rank_selection(config)
     selection["exclude"] = [*(selection["exclude"] or []), *c.get("keep", ())] or None
     rows = []
     for k, m in enumerate(members):

@@ -27,7 +27,6 @@ import os
 # As lowrank.main: one OpenBLAS thread inside jaxlib's LAPACK kernels; a user's value wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import inspect
 import json
 import logging
 import shutil
@@ -38,7 +37,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import figures, io, logs, plots, sweep
+from lowrank import engine, figures, io, logs, plots
 from lowrank.config import ConfigError
 from lowrank.datasets_local import DataError
 
@@ -86,9 +85,7 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
     """Runs the sweep of every (selected) panel; returns wall seconds per panel."""
     panels = figures.validate_figure(config)
     figures.write_manifest(config, out)
-    kwargs = {"progress": progress}
-    if restart and "restart" in inspect.signature(sweep.run).parameters:
-        kwargs["restart"] = True
+    kwargs = {"progress": progress, "restart": restart}
     timing_file = out / "timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     for p in panels:
@@ -98,9 +95,9 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
         if (workdir / "summary.txt").exists() and not restart:
             log.info("panel %s (%s): finished before, not retrained", p.name, p.label)
             continue
-        log.info("panel %s (%s): %d members", p.name, p.label, len(sweep.members(p.config)))
+        log.info("panel %s (%s): %d members", p.name, p.label, len(engine.members(p.config)))
         start = time.perf_counter()
-        sweep.run(p.config, workdir, **kwargs)
+        engine.run(p.config, workdir, **kwargs)
         timing[p.name] = round(time.perf_counter() - start, 1)
         io.atomic_write_text(timing_file, json.dumps(timing, indent=1) + "\n")
     return timing

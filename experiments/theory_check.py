@@ -50,7 +50,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from lowrank import data, logs, optim, rank, theory
+from lowrank import data, logs, optim, rank, theory, train
 from lowrank.models import build_model, default_model_config
 from lowrank.models.structure import patch_counts
 
@@ -167,7 +167,7 @@ class Trainer:
             cfg.decoupled, cfg.decay_mask = decoupled, decay_mask
             tx = optim.make_optimizer(cfg, 1)(learning_rate=0.1, weight_decay=0.0, momentum=0.0)
             mult = optim.lr_multiplier(cfg.schedule, cfg.milestones, cfg.factor, 1)
-            self._cache[key] = (tx, theory.InjectedLearningRate(mult))
+            self._cache[key] = (tx, train.InjectedLearningRate(mult))
         return self._cache[key]
 
     def train(self, model, variables, images, labels, batches, n, *, mu, lam, beta,

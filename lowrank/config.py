@@ -10,18 +10,28 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import ml_collections
 
 from lowrank import augment, data, models, optim, rank
+from lowrank.errors import ConfigError
+
+__all__ = ["ConfigError", "base_config", "rank_selection", "validate"]
 
 PRECISIONS = ("default", "high", "highest")
 VECTORIZE = ("auto", "vmap", "loop")
 EPOCH_LOOPS = ("auto", "scan", "host")
 
 
-class ConfigError(ValueError):
-    """A config field holds a value that is not allowed; the message lists every such field."""
+def rank_selection(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The ``rank`` section's choice of weight matrices, as ``rank.weight_matrices`` takes it."""
+    r = config.rank
+    return {
+        "preset": r.preset,
+        "include": list(r.include) or None,
+        "exclude": list(r.exclude) or None,
+    }
 
 
 def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
@@ -102,25 +112,20 @@ def _grid(errors: list[str], config: ml_collections.ConfigDict, field: str) -> S
     return values
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Refuses a bad config before anything loads or compiles.
+SECTIONS = ("model", "data", "augment", "optim", "train", "sweep", "rank", "checkpoint", "record")
 
-    Raises:
-      ConfigError: listing each bad field with its value and what is allowed.
-    """
-    errors: list[str] = []
 
+def _checks(errors: list[str]):
     def check(ok: bool, message: str) -> None:
         if not ok:
             errors.append(message)
 
-    for section in ("model", "data", "augment", "optim", "train", "sweep", "rank", "checkpoint",
-                    "record"):  # fmt: skip
-        if section not in config:
-            errors.append(f"config.{section} is missing; start from lowrank.config.base_config().")
-    if errors:
-        raise ConfigError("bad config:\n  " + "\n  ".join(errors))
+    return check
 
+
+def _library_sections(config: ml_collections.ConfigDict) -> list[str]:
+    """The model, data and augmentation sections, checked by their own modules."""
+    errors = []
     for validator in (
         lambda: models.validate_model_config(
             config.model, data.NUM_CLASSES.get(config.data.name, 10)
@@ -132,8 +137,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
             validator()
         except ValueError as e:
             errors.append(str(e))
+    return errors
 
-    o = config.optim
+
+def _optim_section(o: ml_collections.ConfigDict) -> list[str]:
+    errors: list[str] = []
+    check = _checks(errors)
     check(
         o.schedule in optim.SCHEDULES,
         f"optim.schedule={o.schedule!r}: choose one of {optim.SCHEDULES}.",
@@ -149,8 +158,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f"optim.decay_mask={o.decay_mask!r}: choose one of {optim.DECAY_MASKS}.",
     )
     check(isinstance(o.decoupled, bool), f"optim.decoupled={o.decoupled!r}: must be True or False.")
+    return errors
 
-    t = config.train
+
+def _train_section(t: ml_collections.ConfigDict) -> list[str]:
+    errors: list[str] = []
+    check = _checks(errors)
     check(
         isinstance(t.epochs, int) and t.epochs >= 1,
         f"train.epochs={t.epochs!r}: must be an integer ≥ 1.",
@@ -163,19 +176,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
         t.precision in PRECISIONS, f"train.precision={t.precision!r}: choose one of {PRECISIONS}."
     )
     check(
-        t.get("epoch_loop") in EPOCH_LOOPS,
-        f"train.epoch_loop={t.get('epoch_loop')!r}: choose one of {EPOCH_LOOPS}.",
+        t.epoch_loop in EPOCH_LOOPS,
+        f"train.epoch_loop={t.epoch_loop!r}: choose one of {EPOCH_LOOPS}.",
     )
-    check(
-        config.sweep.get("vectorize") in VECTORIZE,
-        f"sweep.vectorize={config.sweep.get('vectorize')!r}: choose one of {VECTORIZE}.",
-    )
+    return errors
 
-    seeds = _grid(errors, config, "seeds")
-    lrs = _grid(errors, config, "learning_rates")
-    wds = _grid(errors, config, "weight_decays")
-    moms = _grid(errors, config, "momenta")
-    batch_sizes = _grid(errors, config, "batch_sizes")
+
+def _sweep_section(config: ml_collections.ConfigDict, devices: int | None) -> list[str]:
+    """The grids (each value, and 2μλ < 1 for every pair) and how members run."""
+    errors: list[str] = []
+    check = _checks(errors)
+    vectorize = config.sweep.vectorize
+    check(vectorize in VECTORIZE, f"sweep.vectorize={vectorize!r}: choose one of {VECTORIZE}.")
+    if vectorize == "loop" and devices is not None and devices > 1:
+        errors.append(
+            f"sweep.vectorize='loop' runs members one after another on one device, but "
+            f"{devices} devices are visible; use sweep.vectorize='vmap' to spread the "
+            "members over them, or make one device visible (e.g. CUDA_VISIBLE_DEVICES=0)."
+        )
+    seeds, lrs, wds, moms, batch_sizes = (
+        _grid(errors, config, f)
+        for f in ("seeds", "learning_rates", "weight_decays", "momenta", "batch_sizes")
+    )
     for s in seeds:
         check(isinstance(s, int) and s >= 0, f"sweep.seeds contains {s!r}: seeds are integers ≥ 0.")
     for mu in lrs:
@@ -203,8 +225,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     "factor 1−2μλ is ≤ 0 and the weights flip sign or vanish every step; "
                     "use 2μλ < 1 (smaller μ or λ).",
                 )
+    return errors
 
-    r = config.rank
+
+def _rank_section(r: ml_collections.ConfigDict) -> list[str]:
+    errors: list[str] = []
+    check = _checks(errors)
     eps = r.epsilons if isinstance(r.epsilons, (tuple, list)) else (r.epsilons,)
     check(len(eps) > 0, "rank.epsilons is empty: give at least one ε in (0, 1), e.g. (1e-3,).")
     for e in eps:
@@ -223,6 +249,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         isinstance(r.spectra_every, int) and r.spectra_every >= 0,
         f"rank.spectra_every={r.spectra_every!r}: must be an integer ≥ 0 (0: last epoch only).",
     )
+    return errors
+
+
+def _record_and_checkpoint_sections(config: ml_collections.ConfigDict) -> list[str]:
+    errors: list[str] = []
+    check = _checks(errors)
     rec = config.record
     check(
         isinstance(rec.steps, int) and rec.steps >= 0,
@@ -240,23 +272,65 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f"checkpoint.every={k.every!r}: must be an integer ≥ 0 (0: only at the end).",
     )
     check(isinstance(k.keep, int) and k.keep >= 1, f"checkpoint.keep={k.keep!r}: must be ≥ 1.")
-    if errors:
-        raise ConfigError("bad config:\n  " + "\n  ".join(errors))
+    return errors
 
 
-def validate_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None:
-    """Refuses batch sizes larger than the training set, and recording windows longer than
-    an epoch (both need the loaded data's size)."""
-    too_big = [b for b in config.sweep.batch_sizes if b > num_train]
+def _sizes(config: ml_collections.ConfigDict, num_train: int) -> list[str]:
+    """Batch sizes and recording windows against the training set's size."""
+    batch_sizes = [b for b in config.sweep.batch_sizes if isinstance(b, int) and b >= 1]
+    too_big = [b for b in batch_sizes if b > num_train]
     if too_big:
-        raise ConfigError(
+        return [
             f"sweep.batch_sizes contains B={too_big}: larger than the training set "
             f"({num_train} examples), so an epoch has no step. Use B ≤ {num_train}, or a "
             "larger training set (data.train_subset=0, a smaller data.validation_size)."
-        )
-    steps = min(num_train // b for b in config.sweep.batch_sizes)
-    if config.record.steps > steps:
+        ]
+    steps = min(num_train // b for b in batch_sizes) if batch_sizes else 0
+    record = config.record.steps
+    if batch_sizes and isinstance(record, int) and record > steps:
+        return [
+            f"record.steps={record}: longer than one epoch ({steps} steps at "
+            f"B={max(batch_sizes)}); use record.steps ≤ {steps}."
+        ]
+    return []
+
+
+def validate(
+    config: ml_collections.ConfigDict,
+    *,
+    num_train: int | None = None,
+    devices: int | None = None,
+) -> None:
+    """Refuses a bad config before anything loads, compiles or is written.
+
+    Args:
+      config: a run config.
+      num_train: the training set's size; default: what ``data.expected_num_train`` says
+        the data config will load (None where it cannot say).
+      devices: the number of devices the run will use (refuses ``sweep.vectorize='loop'``
+        with several); None skips that check.
+
+    Raises:
+      ConfigError: listing each bad field with its value and what is allowed.
+    """
+    missing = [s for s in SECTIONS if s not in config]
+    if missing:
         raise ConfigError(
-            f"record.steps={config.record.steps}: longer than one epoch ({steps} steps at "
-            f"B={max(config.sweep.batch_sizes)}); use record.steps ≤ {steps}."
+            "bad config:\n  "
+            + "\n  ".join(
+                f"config.{s} is missing; start from lowrank.config.base_config()." for s in missing
+            )
         )
+    errors = _library_sections(config)
+    errors += _optim_section(config.optim)
+    errors += _train_section(config.train)
+    errors += _sweep_section(config, devices)
+    errors += _rank_section(config.rank)
+    errors += _record_and_checkpoint_sections(config)
+    if not errors:
+        if num_train is None:
+            num_train = data.expected_num_train(config.data)
+        if num_train is not None:
+            errors += _sizes(config, num_train)
+    if errors:
+        raise ConfigError("bad config:\n  " + "\n  ".join(errors))

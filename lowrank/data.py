@@ -65,6 +65,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DATASET_NAMES = ("cifar10", "mnist", "fashion_mnist", "svhn_cropped", "digits")
+# The standard splits: training and test examples, image shape (H, W, C).
+SPLITS = {
+    "cifar10": (50_000, 10_000, (32, 32, 3)),
+    "mnist": (60_000, 10_000, (28, 28, 1)),
+    "fashion_mnist": (60_000, 10_000, (28, 28, 1)),
+    "svhn_cropped": (73_257, 26_032, (32, 32, 3)),
+    "digits": (1_437, 360, (8, 8, 1)),
+}
 NUM_CLASSES = {name: 10 for name in DATASET_NAMES}
 SOURCES = ("auto", "local", "debian", "tfds", "sklearn")
 SUBSET_MODES = ("stratified", "random")
@@ -209,6 +217,7 @@ def validate_data_config(cfg: ml_collections.ConfigDict) -> None:
             f"data.subset_mode={cfg.subset_mode!r} is not allowed; use one of "
             f"{', '.join(SUBSET_MODES)}."
         )
+    check_split_sizes(cfg, SPLITS[cfg.name][0])
 
 
 # ----------------------------------------------------------------------------- loading
@@ -338,6 +347,35 @@ def _channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def check_split_sizes(cfg: ml_collections.ConfigDict, n_train: int) -> None:
+    """Refuses a validation split or training subset that ``n_train`` examples cannot give.
+
+    Raises:
+      DataConfigError: naming the field and the available size.
+    """
+    if cfg.validation_size and cfg.validation_size >= n_train:
+        raise DataConfigError(
+            f"data.validation_size={cfg.validation_size} must be smaller than the "
+            f"{n_train} training examples of {cfg.name!r}."
+        )
+    left = n_train - cfg.validation_size
+    if cfg.train_subset and cfg.train_subset > left:
+        after = (
+            f" left after data.validation_size={cfg.validation_size}" if cfg.validation_size else ""
+        )
+        raise DataConfigError(
+            f"data.train_subset={cfg.train_subset} exceeds the {left} training examples of "
+            f"{cfg.name!r}{after}; use a smaller subset or 0 for all."
+        )
+
+
+def expected_num_train(cfg: ml_collections.ConfigDict) -> int:
+    """The number of training examples :func:`load_dataset` will return for ``cfg`` (from
+    the standard split sizes, before anything is read)."""
+    n = SPLITS[cfg.name][0] - cfg.validation_size
+    return min(n, cfg.train_subset) if cfg.train_subset else n
+
+
 def load_dataset(cfg: ml_collections.ConfigDict) -> Dataset:
     """Loads the dataset `cfg` names (see `default_data_config`) as host arrays.
 
@@ -358,34 +396,18 @@ def load_dataset(cfg: ml_collections.ConfigDict) -> Dataset:
     if cfg.pad_to_32:
         x_train, x_test = _pad_to_32(x_train), _pad_to_32(x_test)
 
+    check_split_sizes(cfg, len(y_train))
     rng = np.random.default_rng(cfg.seed)
     x_val = y_val = None
     if cfg.validation_size:
-        if cfg.validation_size >= len(y_train):
-            raise DataConfigError(
-                f"data.validation_size={cfg.validation_size} must be smaller than the "
-                f"{len(y_train)} training examples of {cfg.name!r}."
-            )
         val = _pick(y_train, cfg.validation_size, cfg.subset_mode, rng)
         keep = np.ones(len(y_train), bool)
         keep[val] = False
         x_val, y_val = x_train[val], y_train[val]
         x_train, y_train = x_train[keep], y_train[keep]
-    if cfg.train_subset:
-        if cfg.train_subset > len(y_train):
-            raise DataConfigError(
-                f"data.train_subset={cfg.train_subset} exceeds the {len(y_train)} training "
-                f"examples of {cfg.name!r}"
-                + (
-                    f" left after data.validation_size={cfg.validation_size}"
-                    if x_val is not None
-                    else ""
-                )
-                + "; use a smaller subset or 0 for all."
-            )
-        if cfg.train_subset < len(y_train):
-            sub = _pick(y_train, cfg.train_subset, cfg.subset_mode, rng)
-            x_train, y_train = x_train[sub], y_train[sub]
+    if cfg.train_subset and cfg.train_subset < len(y_train):
+        sub = _pick(y_train, cfg.train_subset, cfg.subset_mode, rng)
+        x_train, y_train = x_train[sub], y_train[sub]
 
     mean, std = _channel_stats(x_train)
     ds = Dataset(

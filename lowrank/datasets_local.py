@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lowrank.errors import ConfigError
+
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 # MD5 of the raw, decompressed files. Fashion-MNIST: DESIGN.md §6 (train) and verified on the
@@ -96,11 +98,11 @@ class DataError(Exception):
     """Base class of the data errors (each one is also a ValueError or FileNotFoundError)."""
 
 
-class UnknownDatasetError(DataError, ValueError):
+class UnknownDatasetError(DataError, ConfigError):
     """A dataset name that is not one of the known ones."""
 
 
-class DataConfigError(DataError, ValueError):
+class DataConfigError(DataError, ConfigError):
     """A data or augmentation config field with a value that is not allowed."""
 
 
@@ -112,7 +114,7 @@ class CorruptDataError(DataError, ValueError):
     """A data file exists but its content is not what its format or checksum says."""
 
 
-class BatchSizeError(DataError, ValueError):
+class BatchSizeError(DataError, ConfigError):
     """A batch size larger than the training set."""
 
 

@@ -46,7 +46,7 @@ import ml_collections
 import numpy as np
 
 from lowrank import config as config_lib
-from lowrank import io
+from lowrank import data, io
 
 KINDS = ("curves", "heatmap", "norm_ratios", "spectra", "bound")
 SCALES = ("full", "quick")
@@ -241,13 +241,6 @@ def write_manifest(config: ml_collections.ConfigDict, folder: str | Path) -> Non
 # ------------------------------------------------------------ the paper's protocol
 
 # Training and test split sizes and image shapes (what the estimates below assume).
-SPLITS = {
-    "cifar10": (50_000, 10_000, (32, 32, 3)),
-    "mnist": (60_000, 10_000, (28, 28, 1)),
-    "fashion_mnist": (60_000, 10_000, (28, 28, 1)),
-    "svhn_cropped": (73_257, 26_032, (32, 32, 3)),
-    "digits": (1_437, 360, (8, 8, 1)),
-}
 
 
 def paper_config(model: str, dataset: str = "cifar10") -> ml_collections.ConfigDict:
@@ -367,7 +360,7 @@ def estimate(config: ml_collections.ConfigDict) -> dict[str, float]:
     rate = SUSTAINED_TFLOPS * 1e12
     runs = [p.config for p in panel_configs(config)] if "figure" in config else [config]
     for c in runs:
-        n_train, n_test, shape = SPLITS[c.data.name]
+        n_train, n_test, shape = data.SPLITS[c.data.name]
         if c.data.train_subset:
             n_train = min(n_train, c.data.train_subset)
         if c.data.pad_to_32 and shape[0] == 28:

@@ -20,7 +20,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import logs, sweep
+from lowrank import engine, logs
 from lowrank.checkpoint import WorkdirConfigError
 from lowrank.config import ConfigError
 from lowrank.datasets_local import DataError
@@ -50,9 +50,9 @@ def main(argv: list[str]) -> None:
     del argv
     logs.configure(_LOG_LEVEL.value)
     if _DISTRIBUTED.value:
-        sweep.initialize_hosts(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        engine.initialize_hosts(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
-        table = sweep.run(
+        table = engine.run(
             _CONFIG.value, _WORKDIR.value, progress=_PROGRESS.value, restart=_RESTART.value
         )
     except (ConfigError, DataError, WorkdirConfigError) as e:

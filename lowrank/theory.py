@@ -73,7 +73,7 @@ Typical use::
 
     tx = optim.make_optimizer(cfg.optim, steps_per_epoch)(learning_rate=μ,
                                                           weight_decay=λ, momentum=β)
-    lr_fn = theory.InjectedLearningRate(optim.lr_multiplier(..., steps_per_epoch))
+    lr_fn = train.InjectedLearningRate(optim.lr_multiplier(..., steps_per_epoch))
     variables_T, _, window, _ = theory.train_and_record(
         model, variables, tx, lr_fn, images, labels, batches, n=64)
     dec = theory.decompose_window(window, λ, β, n=16)
@@ -621,26 +621,6 @@ def trace_of(opt_state: Any) -> PyTree | None:
     return optax.tree_utils.tree_get(opt_state, "trace")
 
 
-@dataclasses.dataclass(frozen=True)
-class InjectedLearningRate:
-    """The learning rate a ``lowrank.optim`` optimizer applies at its next step.
-
-    ``opt_state.hyperparams["learning_rate"] · multiplier(opt_state.count)``: μ is read
-    from the state (so one compiled program serves every μ, λ, β of a sweep) and the step
-    from the optimizer's own counter (so a continued state keeps its schedule position).
-
-    Attributes:
-      multiplier: the schedule, ``lowrank.optim.lr_multiplier(...)``.
-    """
-
-    multiplier: Callable[[Array], Array]
-
-    def __call__(self, opt_state: Any) -> Array:
-        """μ_t for the step the optimizer state is about to take."""
-        mu = jnp.asarray(opt_state.hyperparams["learning_rate"])
-        return mu * jnp.asarray(self.multiplier(opt_state.count), mu.dtype)
-
-
 def _train_step(model, tx, loss_fn, lr_fn, selection, carry, batch):
     params, other, opt_state = carry
     images, labels = batch
@@ -716,8 +696,8 @@ def train_and_record(
       variables: initial variables (``params`` plus collections such as ``batch_stats``).
       tx: the optax optimizer (e.g. from ``lowrank.optim.make_optimizer``).
       learning_rate_fn: optimizer state → the learning rate ``tx`` applies at its next
-        step; for ``lowrank.optim`` use :class:`InjectedLearningRate`. Hashable, and the
-        same object across calls to reuse the compiled program.
+        step; for ``lowrank.optim`` use :class:`lowrank.train.InjectedLearningRate`.
+        Hashable, and the same object across calls to reuse the compiled program.
       images: the training images on the device, standardized, ``(N, H, W, C)``.
       labels: ``(N,)``.
       batches: int ``(T, B)`` example indices of each step (``data.epoch_permutation``).

@@ -158,6 +158,26 @@ def train_step(
 
 
 @dataclasses.dataclass(frozen=True)
+class InjectedLearningRate:
+    """The learning rate a ``lowrank.optim`` optimizer applies at its next step.
+
+    ``opt_state.hyperparams["learning_rate"] · multiplier(opt_state.count)``: μ is read
+    from the state (so one compiled program serves every μ, λ, β of a sweep) and the step
+    from the optimizer's own counter (so a continued state keeps its schedule position).
+
+    Attributes:
+      multiplier: the schedule, ``lowrank.optim.lr_multiplier(...)``.
+    """
+
+    multiplier: Callable[[Array], Array]
+
+    def __call__(self, opt_state: Any) -> Array:
+        """μ_t for the step the optimizer state is about to take."""
+        mu = jnp.asarray(opt_state.hyperparams["learning_rate"])
+        return mu * jnp.asarray(self.multiplier(opt_state.count), mu.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
 class Recording:
     """Record the last ``steps`` steps of an epoch (static: part of the compiled program).
 

@@ -17,13 +17,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_train import tiny_config
 
-from lowrank import checkpoint, io, sweep
+from lowrank import checkpoint, engine, io
 
 
 def main() -> None:
     workdir, fault = sys.argv[1], sys.argv[2]
     if "LOWRANK_TEST_PROCESS_ID" in os.environ:  # one of several processes
-        sweep.initialize_hosts(
+        engine.initialize_hosts(
             os.environ["LOWRANK_TEST_COORDINATOR"],
             int(os.environ["LOWRANK_TEST_NUM_PROCESSES"]),
             int(os.environ["LOWRANK_TEST_PROCESS_ID"]),
@@ -46,7 +46,7 @@ def main() -> None:
             if calls["n"] == int(n):
                 os._exit(17)
 
-        sweep.io.append_jsonl = append_then_die
+        io.append_jsonl = append_then_die
     elif kind == "in_save":
         original_save = checkpoint.SweepCheckpoints.save
 
@@ -57,7 +57,7 @@ def main() -> None:
                 os._exit(17)  # the asynchronous write is still in flight
 
         checkpoint.SweepCheckpoints.save = save_then_die
-    print(sweep.run(config, workdir, progress=False))
+    print(engine.run(config, workdir, progress=False))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lowrank import sweep
+from lowrank import data, engine
 from lowrank.config import ConfigError, base_config, validate
 
 
@@ -62,10 +62,17 @@ def test_all_bad_fields_are_listed_at_once():
     assert "μ=0.0" in text and "ε=2.0" in text and "train.epochs=0" in text
 
 
-def test_batch_size_larger_than_training_set_is_refused_before_compiling(tmp_path):
+def test_batch_size_larger_than_training_set_is_refused_before_loading(tmp_path, monkeypatch):
+    def no_loading(cfg):
+        raise AssertionError("the data were loaded before the config was refused")
+
+    monkeypatch.setattr(data, "load_dataset", no_loading)
     c = config_with(sweep__batch_sizes=(16, 5000))
     with pytest.raises(ConfigError, match=r"B=\[5000\]: larger than the training set \(1437"):
-        sweep.run(c, tmp_path / "w", progress=False)
+        engine.run(c, tmp_path / "w", progress=False)
+    c = config_with(data__train_subset=2000)
+    with pytest.raises(ConfigError, match=r"data.train_subset=2000 exceeds the 1437 training"):
+        engine.run(c, tmp_path / "w", progress=False)
     assert not (tmp_path / "w").exists()  # nothing written, nothing lost
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_train import tiny_config
 
-from lowrank import io, sweep
+from lowrank import engine, io
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
 def test_a_sweeps_results_are_0644_under_umask_022(tmp_path, umask_022):
     c = tiny_config()
     c.train.epochs = 1
-    sweep.run(c, tmp_path / "w", progress=False)
+    engine.run(c, tmp_path / "w", progress=False)
     w = tmp_path / "w"
     files = [w / "config.json", w / "members.json", w / "summary.txt", w / "metrics.jsonl"]
     files += sorted((w / "spectra").iterdir())

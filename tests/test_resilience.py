@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_train import COMPARED, tiny_config
 
-from lowrank import io, sweep
+from lowrank import engine, io
 from lowrank.checkpoint import WorkdirConfigError
 
 CHILD = Path(__file__).parent / "sweep_child.py"
@@ -43,9 +43,9 @@ def test_diverging_member_is_isolated(tmp_path, vectorize):
     c = tiny_config(learning_rates=(0.1, 400.0), **grid)
     alone = tiny_config(learning_rates=(0.1,), **grid)
     c.sweep.vectorize = alone.sweep.vectorize = vectorize
-    table = sweep.run(c, tmp_path / "with", progress=False)
+    table = engine.run(c, tmp_path / "with", progress=False)
     with_it = io.read_jsonl(tmp_path / "with" / "metrics.jsonl")
-    sweep.run(alone, tmp_path / "without", progress=False)
+    engine.run(alone, tmp_path / "without", progress=False)
     without = io.read_jsonl(tmp_path / "without" / "metrics.jsonl")
 
     bad = [r for r in with_it if r["learning_rate"] == 400.0 and r["seed"] == 0]
@@ -102,31 +102,31 @@ def test_crash_during_checkpoint_write_leaves_a_resumable_workdir(tmp_path):
 
 def test_a_group_whose_members_all_diverge_still_finishes_and_resumes(tmp_path):
     c = tiny_config(seeds=(0, 1), learning_rates=(400.0,), weight_decays=(1e-3,))
-    table = sweep.run(c, tmp_path / "w", progress=False)
+    table = engine.run(c, tmp_path / "w", progress=False)
     records = io.read_jsonl(tmp_path / "w" / "metrics.jsonl")
     assert all(r.get("diverged") for r in records if r["epoch"] == c.train.epochs)
     assert "diverged (2, left out of the table above)" in table
-    assert sweep.run(c, tmp_path / "w", progress=False) == table  # resumes past both groups
+    assert engine.run(c, tmp_path / "w", progress=False) == table  # resumes past both groups
 
 
 def test_workdir_of_another_config_is_refused_unless_restart(tmp_path):
     c = tiny_config()
     c.train.epochs = 1
-    sweep.run(c, tmp_path / "w", progress=False)
+    engine.run(c, tmp_path / "w", progress=False)
     before = (tmp_path / "w" / "metrics.jsonl").read_text()
     other = tiny_config(weight_decays=(0.0,))
     other.train.epochs = 1
     with pytest.raises(WorkdirConfigError, match=r"sweep.weight_decays: \[0.01\] → \[0.0\]"):
-        sweep.run(other, tmp_path / "w", progress=False)
+        engine.run(other, tmp_path / "w", progress=False)
     assert (tmp_path / "w" / "metrics.jsonl").read_text() == before  # nothing lost
     # Fields that only choose how the run executes do not make it another config.
     same = tiny_config()
     same.train.epochs = 1
     same.sweep.vectorize, same.train.epoch_loop = "loop", "host"
-    sweep.run(same, tmp_path / "w", progress=False)
+    engine.run(same, tmp_path / "w", progress=False)
     assert (tmp_path / "w" / "metrics.jsonl").read_text() == before
     assert json.loads((tmp_path / "w" / "config.json").read_text())["sweep"]["vectorize"] == "loop"
-    sweep.run(other, tmp_path / "w", progress=False, restart=True)
+    engine.run(other, tmp_path / "w", progress=False, restart=True)
     records = io.read_jsonl(tmp_path / "w" / "metrics.jsonl")
     assert {r["weight_decay"] for r in records} == {0.0} and len(records) == 2
 
@@ -148,6 +148,7 @@ def test_members_sharded_over_four_devices_match_one_device(tmp_path):
     out = child(tmp_path / "loop", overrides={**grid, "sweep.vectorize": "loop"}, env=four,
                 expect=1)  # fmt: skip
     assert "sweep.vectorize='loop' runs members one after another on one device" in out.stderr
+    assert not (tmp_path / "loop").exists()  # refused before anything was loaded or written
 
 
 def test_two_processes_give_the_results_of_one(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from lowrank import data, optim, rank, theory
+from lowrank import train as train_lib
 from lowrank.models import build_model, default_model_config
 from lowrank.models.structure import patch_counts
 
@@ -72,7 +73,7 @@ def setup(dataset):
     model = build_model(cfg, 10)
     ocfg = optim.default_optim_config()
     ocfg.milestones = (DROP,)  # steps_per_epoch=1 below: milestones count steps
-    lr_fn = theory.InjectedLearningRate(
+    lr_fn = train_lib.InjectedLearningRate(
         optim.lr_multiplier(ocfg.schedule, ocfg.milestones, ocfg.factor, 1)
     )
     txs = {}

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from lowrank import io, optim, sweep
+from lowrank import engine, io, optim
 from lowrank.config import base_config
 
 
@@ -44,7 +44,7 @@ def tiny_config(**sweep_lists):
 
 
 def run(tmp_path, name, config):
-    table = sweep.run(config, tmp_path / name, progress=False)
+    table = engine.run(config, tmp_path / name, progress=False)
     return table, io.read_jsonl(tmp_path / name / "metrics.jsonl")
 
 
@@ -97,11 +97,11 @@ def test_member_loop_on_one_cpu_and_host_loop_for_conv_models():
     c = tiny_config()
     c.sweep.vectorize = c.train.epoch_loop = "auto"
     # Dense model: one compiled scan per epoch, called for each member.
-    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("scan", "loop")
+    assert (engine.epoch_loop_mode(c), engine.vectorize_mode(c)) == ("scan", "loop")
     c.model.name = "resnet18"
-    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("host", "loop")
+    assert (engine.epoch_loop_mode(c), engine.vectorize_mode(c)) == ("host", "loop")
     c.train.epoch_loop, c.sweep.vectorize = "scan", "vmap"
-    assert (sweep.epoch_loop_mode(c), sweep.vectorize_mode(c)) == ("scan", "vmap")  # explicit
+    assert (engine.epoch_loop_mode(c), engine.vectorize_mode(c)) == ("scan", "vmap")  # explicit
 
 
 def test_decay_convention_without_data_gradient():
@@ -220,7 +220,7 @@ def test_recorded_window_checks_the_theory(tmp_path, beta, epoch_loop):
     c.optim.milestones = (1,)
     c.record.steps = 8
     c.record.windows = (1, 4, 8)
-    sweep.run(c, tmp_path / "rec", progress=False)
+    engine.run(c, tmp_path / "rec", progress=False)
     checks = io.read_jsonl(tmp_path / "rec" / "theory.jsonl")
     assert [r["n"] for r in checks] == [1, 4, 8]
     for r in checks:

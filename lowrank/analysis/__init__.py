@@ -1,0 +1,1 @@
+"""Analyses of results: summaries, trends, the theory checked on recorded runs."""
