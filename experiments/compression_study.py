@@ -6,9 +6,9 @@
         --out workdirs/compression
 
 Trains every member of the config's sweep (seeds × μ × λ × β, one batch size) with the
-engine's pure functions (``lowrank.train``: ``init_state``, ``train_epoch``, ``evaluate``,
-``jit``/``vmap``ped over members as ``lowrank.sweep`` does), saves the final parameters
-(``params.npz``: ``{path: (members, ...)}``, with BatchNorm statistics) and then, for each
+engine (``lowrank.engine.run`` into ``--out/sweep``, a results folder like any other),
+saves the final parameters (``params.npz``: ``{path: (members, ...)}``, with BatchNorm
+statistics, from the run's last checkpoint) and then, for each
 member, truncates every weight matrix with ``lowrank.compress`` (to its effective rank
 at each ``compress.epsilons`` and to each ``compress.fractions`` of its full rank; the
 matrices matching ``compress.keep`` stay whole) and re-evaluates test accuracy. Writes
@@ -20,7 +20,6 @@ matrices matching ``compress.keep`` stay whole) and re-evaluates test accuracy. 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import math
@@ -36,7 +35,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import compress, data, engine, io, logs, models, optim, plots, rank, train
+from lowrank import compress, data, engine, io, logs, models, plots, rank
 from lowrank import config as config_lib
 from lowrank.datasets_local import DataError
 
@@ -45,58 +44,37 @@ _OUT = flags.DEFINE_string("out", None, "Results folder (created).")
 _RETRAIN = flags.DEFINE_bool("retrain", False, "Train again even if params.npz exists.")
 _PUBLISH = flags.DEFINE_string("publish", None, "Copy the PNG and summary into this folder.")
 
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show the training progress bar.")
 _LOG_LEVEL = logs.define_flag()
 log = logging.getLogger("experiments.compression")
 
 
-def train_members(config, ds: data.Dataset, model) -> tuple[list[engine.Member], Any, dict]:
-    """Trains all members (one batch size) in one vmapped program.
+def train_members(
+    config, out: Path, progress: bool, restart: bool
+) -> tuple[list[engine.Member], Any, dict]:
+    """Trains all members (one batch size) with the engine into ``out/sweep``.
 
     Returns:
-      The members, the final ``TrainState`` (leading members axis) and per-member test
-      accuracy and average rank at the first ε, as the engine measures them.
+      The members that did not diverge, their final ``TrainState`` (leading members axis)
+      and per-member test accuracy and average rank at the first ε, read from the run's
+      ``metrics.jsonl``.
     """
-    members = engine.members(config)
     if len(config.sweep.batch_sizes) != 1:
         raise config_lib.ConfigError(
             "bad config:\n  the compression study trains one batch size; "
             f"sweep.batch_sizes={tuple(config.sweep.batch_sizes)}."
         )
-    b = members[0].batch_size
-    steps = data.steps_per_epoch(ds.num_train, b, field="sweep.batch_sizes")
-    tx = optim.make_optimizer(config.optim, steps)
-    hparams = train.Hparams(
-        learning_rate=jnp.asarray([m.learning_rate for m in members], jnp.float32),
-        weight_decay=jnp.asarray([m.weight_decay for m in members], jnp.float32),
-        momentum=jnp.asarray([m.momentum for m in members], jnp.float32),
-    )
-    keys = jnp.stack([jax.random.PRNGKey(m.seed) for m in members])
-    init = functools.partial(train.init_state, model=model, tx=tx, input_shape=ds.input_shape)
-    state = jax.jit(jax.vmap(init))(keys, hparams)
-    epoch_fn = functools.partial(
-        train.train_epoch, model=model, tx=tx, batch_size=b, mean=ds.mean, std=ds.std,
-        aug_cfg=config.augment,
-    )  # fmt: skip
-    epoch_fn = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None, None)), donate_argnums=0)
-    eval_fn = functools.partial(
-        train.evaluate, model=model, batch_size=config.train.eval_batch_size, mean=ds.mean,
-        std=ds.std,
-    )  # fmt: skip
-    eval_fn = jax.jit(jax.vmap(eval_fn, in_axes=(0, None, None)))
-    train_x, train_y = jax.device_put(ds.train_images), jax.device_put(ds.train_labels)
-    test_x, test_y = jax.device_put(ds.test_images), jax.device_put(ds.test_labels)
-    for epoch in range(1, config.train.epochs + 1):
-        start = time.perf_counter()
-        state, metrics = epoch_fn(state, hparams, train_x, train_y, jnp.asarray(epoch))
-        loss = np.asarray(metrics["loss"])
-        log.info("epoch %d: loss %s (%.1fs)", epoch, np.round(loss, 3), time.perf_counter() - start)
-    test = jax.device_get(eval_fn(state, test_x, test_y))
-    eps = float(config.rank.epsilons[0])
-    selection, norm = config_lib.rank_selection(config), config.rank.normalization
-    avg = jax.jit(jax.vmap(lambda p: rank.average_rank(p, eps, normalization=norm, **selection)))(
-        state.params
-    )
-    measured = {"test_accuracy": np.asarray(test["accuracy"]), f"avg_rank@{eps:g}": np.asarray(avg)}
+    engine.run(config, out / "sweep", progress=progress, restart=restart)
+    members, state = engine.final_state(config, out / "sweep")
+    last = {
+        r["member"]: r
+        for r in io.read_jsonl(out / "sweep" / "metrics.jsonl")
+        if r["epoch"] == config.train.epochs and not r.get("diverged")
+    }
+    key = f"avg_rank@{float(config.rank.epsilons[0]):g}"
+    measured = {
+        name: np.asarray([last[m.id][name] for m in members]) for name in ("test_accuracy", key)
+    }
     return members, state, measured
 
 
@@ -168,7 +146,7 @@ def run(config, out: Path, retrain: bool) -> str:
     members = engine.members(config)
     if retrain or not params_file.exists():
         start = time.perf_counter()
-        members, state, measured = train_members(config, ds, model)
+        members, state, measured = train_members(config, out, _PROGRESS.value, retrain)
         save_params(params_file, state.params, state.batch_stats)
         io.atomic_write_text(
             out / "members.json",

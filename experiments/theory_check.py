@@ -3,7 +3,7 @@
     python experiments/theory_check.py --out experiments/results/theory
 
 Trains an MLP-BN and a small conv net with SGD + weight decay (and one MLP with momentum),
-records the last steps of every weight matrix (``lowrank.theory.train_and_record``) and
+records the last steps of every weight matrix (``lowrank.train.train_and_record``) and
 reports, per layer:
 
 * the forgetting identity ``W_T = a_n W_{T−n} (+ b_n v_{T−n}) + U_{T,n}``: its residual in
@@ -51,6 +51,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank import data, logs, optim, rank, theory, train
+from lowrank.analysis.gradient_ranks import gradient_ranks
 from lowrank.models import build_model, default_model_config
 from lowrank.models.structure import patch_counts
 
@@ -165,7 +166,7 @@ class Trainer:
             # steps_per_epoch=1: milestones count steps. One drop inside the window.
             cfg.milestones = (steps - self.steps_to_drop,)
             cfg.decoupled, cfg.decay_mask = decoupled, decay_mask
-            tx = optim.make_optimizer(cfg, 1)(learning_rate=0.1, weight_decay=0.0, momentum=0.0)
+            tx = optim.make_optimizer(cfg, 1)
             mult = optim.lr_multiplier(cfg.schedule, cfg.milestones, cfg.factor, 1)
             self._cache[key] = (tx, train.InjectedLearningRate(mult))
         return self._cache[key]
@@ -173,13 +174,15 @@ class Trainer:
     def train(self, model, variables, images, labels, batches, n, *, mu, lam, beta,
               decoupled=False, decay_mask="all"):  # fmt: skip
         tx, lr_fn = self.optimizer(batches.shape[0], decoupled, decay_mask)
-        state = tx.init(variables["params"])
-        dtype = state.hyperparams["learning_rate"].dtype
-        hp = {"learning_rate": mu, "weight_decay": lam, "momentum": beta}
-        state = state._replace(hyperparams={k: jnp.asarray(v, dtype) for k, v in hp.items()})
-        return theory.train_and_record(
-            model, variables, tx, lr_fn, images, labels, batches, n, opt_state=state
+        opt_state = optim.with_hparams(
+            tx.init(variables["params"]), learning_rate=mu, weight_decay=lam, momentum=beta
         )
+        state, window, losses = train.train_and_record(
+            train.state_from_variables(variables, opt_state), images, labels, batches,
+            model=model, tx=tx, record=train.Recording(n, lr_fn),
+        )  # fmt: skip
+        variables_t = {"params": state.params, "batch_stats": state.batch_stats}
+        return variables_t, state.opt_state, theory.Window(**window), losses
 
 
 def batches_for(steps: int, num: int, batch_size: int, seed: int) -> jax.Array:
@@ -204,7 +207,7 @@ def host_norm(m: np.ndarray, norm: str) -> float:
     """Frobenius or spectral norm on the host (no LAPACK inside XLA, DESIGN.md §6)."""
     if norm == "frobenius":
         return float(np.linalg.norm(np.asarray(m, np.float64)))
-    return float(theory.host_singular_values(m)[0])
+    return float(rank.host_singular_values(m)[0])
 
 
 def analyse(run: Run, model, variables, window: theory.Window, images, labels) -> dict:
@@ -212,14 +215,14 @@ def analyse(run: Run, model, variables, window: theory.Window, images, labels) -
     w_end = {p: np.asarray(w) for p, w in rank.weight_matrices(variables["params"]).items()}
     m = patch_counts(model, images.shape[1:])
     b = run.batch_size
-    ranks = theory.gradient_ranks(model, variables, images[:b], labels[:b])
+    ranks = gradient_ranks(model, variables, images[:b], labels[:b])
     # One compiled decomposition serves every n (the window is masked, not sliced).
     decs = {n: theory.decompose_window(window, run.lam, run.beta, n=n) for n in run.ns}
     decs = {n: jax.tree.map(np.asarray, d) for n, d in decs.items()}
     lrs = np.asarray(window.learning_rates)
     out: dict[str, Any] = {"layers": {}}
     for path, w in w_end.items():
-        sv = theory.host_singular_values(w)
+        sv = rank.host_singular_values(w)
         scale = {"frobenius": float(np.sqrt(np.sum(sv**2))), "spectral": float(sv[0])}
         weights = np.asarray(window.weights[path])
         layer: dict[str, Any] = {
@@ -229,7 +232,7 @@ def analyse(run: Run, model, variables, window: theory.Window, images, labels) -
             "minibatch_rank_now": int(ranks[path]["minibatch"]),
             # Minibatch gradients recorded in training mode, last 8 steps of the window.
             "minibatch_rank_window_max": max(
-                theory.numerical_rank(g) for g in np.asarray(window.grads[path][-8:])
+                rank.matrix_numerical_rank(g) for g in np.asarray(window.grads[path][-8:])
             ),
             "norm_ratio_last_step": float(np.linalg.norm(weights[-1]) / scale["frobenius"]),
             "n": {},
@@ -238,7 +241,7 @@ def analyse(run: Run, model, variables, window: theory.Window, images, labels) -
             k = m[path] * b * n
             entry: dict[str, Any] = {
                 "k": k,
-                "rank_U": theory.numerical_rank(dec.update[path]),
+                "rank_U": rank.matrix_numerical_rank(dec.update[path]),
                 "a_n": float(dec.weight_coefficient),
                 "b_n": float(dec.velocity_coefficient),
                 "decay_product": float(theory.decay_product(lrs[-n:], run.lam)),
@@ -370,7 +373,7 @@ def identity_checks(trainer: Trainer, images, labels, seed: int) -> dict:
         for precision in precisions:
             with jax.enable_x64(precision == "x64"):
                 dt = jnp.float64 if precision == "x64" else jnp.float32
-                v = theory.cast_tree(v32, dt)
+                v = train.cast_tree(v32, dt)
                 x = images.astype(dt)
                 for name, beta, decoupled in rules:
                     vt, _, win, _ = trainer.train(

@@ -16,7 +16,6 @@ velocity. Without momentum both are the same step.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,14 +106,33 @@ def sgd_l2(
 
 def make_optimizer(
     cfg: ml_collections.ConfigDict, steps_per_epoch: int
-) -> Callable[..., optax.GradientTransformation]:
-    """An optimizer factory ``(learning_rate, weight_decay, momentum) → transformation``.
+) -> optax.GradientTransformation:
+    """The optimizer of a compile group: one transformation for all its members.
 
-    Call it with one member's μ, λ, β (arrays under ``vmap``); the values are stored in
-    ``opt_state.hyperparams``.
+    μ, λ, β are injected hyperparameters: they live only in the optimizer state, which
+    :func:`with_hparams` fills with one member's values after ``init`` (under ``vmap``,
+    each member's state holds its own), so one compiled program serves every member.
     """
     multiplier = lr_multiplier(cfg.schedule, cfg.milestones, cfg.factor, steps_per_epoch)
     injected = optax.inject_hyperparams(sgd_l2, static_args=("multiplier", "mask", "decoupled"))
-    return functools.partial(
-        injected, multiplier=multiplier, mask=decay_mask(cfg.decay_mask), decoupled=cfg.decoupled
+    return injected(
+        learning_rate=0.0,
+        weight_decay=0.0,
+        momentum=0.0,
+        multiplier=multiplier,
+        mask=decay_mask(cfg.decay_mask),
+        decoupled=cfg.decoupled,
     )
+
+
+def with_hparams(opt_state: Any, *, learning_rate: Any, weight_decay: Any, momentum: Any) -> Any:
+    """``opt_state`` of :func:`make_optimizer` holding one member's μ, λ, β (in the dtype
+    its hyperparameters already have: float64 under x64)."""
+    hp = dict(opt_state.hyperparams)
+    for name, value in (
+        ("learning_rate", learning_rate),
+        ("weight_decay", weight_decay),
+        ("momentum", momentum),
+    ):
+        hp[name] = jnp.asarray(value, hp[name].dtype)
+    return opt_state._replace(hyperparams=hp)

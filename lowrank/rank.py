@@ -412,6 +412,42 @@ def average_rank(
     return jnp.mean(jnp.stack(ranks))
 
 
-def to_numpy(tree: Any) -> Any:
-    """Host copy of a (nested) result, for logging."""
-    return jax.tree_util.tree_map(np.asarray, tree)
+# ------------------------------------------------------------- on the host (NumPy)
+
+
+def host_singular_values(matrix: Any) -> np.ndarray:
+    """Singular values (descending, float64) of one matrix, computed in NumPy on the host.
+
+    Float32 (or lower) input: square roots of the eigenvalues of the smaller Gram matrix
+    formed in float64, about ten times faster than an SVD. Squaring costs nothing here:
+    float64 resolves eigenvalues to ~1e-16·λ_max, far below the float32 rank tolerance
+    (``(max(shape)·eps32)² λ_max`` ≈ 1e-8 λ_max), so σ is exact to ~1e-7·σ_max. Float64
+    input gets an SVD. Runs outside XLA: concurrent batched LAPACK calls can deadlock
+    XLA's CPU pool (see :func:`spectra_of`).
+    """
+    m = np.asarray(matrix)
+    if m.size == 0:
+        return np.zeros((0,))
+    if np.finfo(np.result_type(m.dtype, np.float16)).bits > 32:
+        return np.linalg.svd(m.astype(np.float64), compute_uv=False)
+    m = m.astype(np.float64)
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+    eig = np.linalg.eigvalsh(gram)[::-1]
+    return np.sqrt(np.maximum(eig, 0.0))
+
+
+def matrix_numerical_rank(matrix: Any, dtype: Any = None) -> int:
+    """Rank of one matrix with NumPy's tolerance ``σ_max·max(shape)·eps``.
+
+    As ``numpy.linalg.matrix_rank``: ``eps`` is that of the matrix's own precision (at
+    least float32; or of ``dtype``), so rounding noise is not counted as rank. Singular
+    values from :func:`host_singular_values` (NumPy, outside XLA).
+    """
+    m = np.asarray(matrix)
+    eps = np.finfo(
+        np.dtype(dtype) if dtype is not None else np.result_type(m.dtype, np.float32)
+    ).eps
+    s = host_singular_values(m)
+    if s.size == 0 or not np.all(np.isfinite(s)) or s[0] == 0:
+        return 0
+    return int(np.sum(s > s[0] * max(m.shape) * eps))

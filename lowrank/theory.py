@@ -58,41 +58,36 @@ assumption that ``‖v_{T−n}‖/‖W_T‖`` stays bounded; the rank bound beco
 ``m_l·B·log(C/ε)(1−β)/(2μλ)`` when ``2μλ ≪ (1−β)²``: momentum at fixed μ lowers it
 by the factor 1−β (it is the bound of plain SGD at the effective rate ``μ/(1−β)``).
 
-Lemma 3.1, 3.2 and Theorem 3.3: :func:`gradient_rank_bounds`, :func:`gradient_ranks`,
+Lemma 3.1, 3.2 and Theorem 3.3: :func:`gradient_rank_bounds`,
 :func:`nearest_low_rank_distance`, :func:`lemma32`, :func:`lemma32_bound`,
-:func:`theorem33_rank_bound`, :func:`theorem33_window`. Measured on real runs, two
-refinements show up: a layer followed by BatchNorm in training mode has minibatch
-gradient rank ≤ B·m_l − 1 (BN's output ignores a shift shared by the batch, so the
-back-propagated errors sum to zero), and the classifier of a softmax cross-entropy has
-rank ≤ C − 1 (each sample's logit gradient sums to zero over the C classes).
+:func:`theorem33_rank_bound`, :func:`theorem33_window`; Lemma 3.1 measured on a model:
+``lowrank.analysis.gradient_ranks``. Measured on real runs, two refinements show up: a
+layer followed by BatchNorm in training mode has minibatch gradient rank ≤ B·m_l − 1
+(BN's output ignores a shift shared by the batch, so the back-propagated errors sum to
+zero), and the classifier of a softmax cross-entropy has rank ≤ C − 1 (each sample's
+logit gradient sums to zero over the C classes).
 
-Recording: :func:`train_and_record` trains with any optax optimizer in one compiled
-program and keeps W, the momentum buffer and the data gradient of the last n steps
-(:class:`Window`); :func:`decompose_window` gives the decomposition for any n ≤ N from it.
-Typical use::
+A recorded :class:`Window` (``lowrank.train.train_and_record``, or ``record.steps`` in a
+run) holds W, the momentum buffer and the data gradient of the last N steps;
+:func:`decompose_window` gives the decomposition for any n ≤ N from it. Typical use::
 
-    tx = optim.make_optimizer(cfg.optim, steps_per_epoch)(learning_rate=μ,
-                                                          weight_decay=λ, momentum=β)
-    lr_fn = train.InjectedLearningRate(optim.lr_multiplier(..., steps_per_epoch))
-    variables_T, _, window, _ = theory.train_and_record(
-        model, variables, tx, lr_fn, images, labels, batches, n=64)
-    dec = theory.decompose_window(window, λ, β, n=16)
-    dec.residual(rank.weight_matrices(variables_T["params"]))  # ≈ 1e-7 (float32)
+    tx = optim.make_optimizer(cfg.optim, steps_per_epoch)
+    record = train.Recording(64, train.InjectedLearningRate(optim.lr_multiplier(...)))
+    state_T, window, _ = train.train_and_record(state, images, labels, batches,
+                                                model=model, tx=tx, record=record)
+    dec = theory.decompose_window(theory.Window(**window), λ, β, n=16)
+    dec.residual(rank.weight_matrices(state_T.params))  # ≈ 1e-7 (float32)
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-
-from lowrank import rank
 
 Array = jax.Array
 PyTree = Any
@@ -344,137 +339,6 @@ def gradient_rank_bounds(
     return {k: int(v) for k, v in bounds.items()}
 
 
-def host_singular_values(matrix: Any) -> np.ndarray:
-    """Singular values (descending, float64) of one matrix, computed in NumPy on the host.
-
-    Float32 (or lower) input: square roots of the eigenvalues of the smaller Gram matrix
-    formed in float64, about ten times faster than an SVD. Squaring costs nothing here:
-    float64 resolves eigenvalues to ~1e-16·λ_max, far below the float32 rank tolerance
-    (``(max(shape)·eps32)² λ_max`` ≈ 1e-8 λ_max), so σ is exact to ~1e-7·σ_max. Float64
-    input gets an SVD. Runs outside XLA: concurrent batched LAPACK calls can deadlock
-    XLA's CPU pool (DESIGN.md §6).
-    """
-    m = np.asarray(matrix)
-    if m.size == 0:
-        return np.zeros((0,))
-    if np.finfo(np.result_type(m.dtype, np.float16)).bits > 32:
-        return np.linalg.svd(m.astype(np.float64), compute_uv=False)
-    m = m.astype(np.float64)
-    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
-    eig = np.linalg.eigvalsh(gram)[::-1]
-    return np.sqrt(np.maximum(eig, 0.0))
-
-
-def numerical_rank(matrix: Any, dtype: Any = None) -> int:
-    """Rank of one matrix with NumPy's tolerance ``σ_max·max(shape)·eps``.
-
-    As ``numpy.linalg.matrix_rank``: ``eps`` is that of the matrix's own precision (at
-    least float32; or of ``dtype``), so rounding noise is not counted as rank. Singular
-    values from :func:`host_singular_values` (NumPy, outside XLA).
-    """
-    m = np.asarray(matrix)
-    eps = np.finfo(
-        np.dtype(dtype) if dtype is not None else np.result_type(m.dtype, np.float32)
-    ).eps
-    s = host_singular_values(m)
-    if s.size == 0 or not np.all(np.isfinite(s)) or s[0] == 0:
-        return 0
-    return int(np.sum(s > s[0] * max(m.shape) * eps))
-
-
-def cross_entropy(logits: Array, labels: Array) -> Array:
-    """Mean softmax cross-entropy with integer labels (the paper's data loss)."""
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-
-
-def _apply_train(model, variables, params, images, rngs):
-    out, _ = model.apply(
-        {**variables, "params": params},
-        images,
-        train=True,
-        rngs=rngs,
-        mutable=[k for k in variables if k != "params"],
-    )
-    return out
-
-
-@partial(jax.jit, static_argnames=("model", "loss_fn", "selection"))
-def _sample_and_batch_grads(model, variables, images, labels, rngs, loss_fn, selection):
-    params = variables["params"]
-    sel = dict(selection)
-
-    def per_sample(x, y):
-        # Evaluation mode: this sample's loss depends on this sample alone.
-        loss = lambda p: loss_fn(
-            model.apply({**variables, "params": p}, x[None], train=False), y[None]
-        )
-        return rank.weight_matrices(jax.grad(loss)(params), **sel)
-
-    sample = jax.vmap(per_sample)(images, labels)
-    batch_grad = jax.grad(
-        lambda p: loss_fn(_apply_train(model, variables, p, images, rngs), labels)
-    )(params)
-    return sample, rank.weight_matrices(batch_grad, **sel)
-
-
-def gradient_ranks(
-    model: Any,
-    variables: Mapping[str, Any],
-    images: Array,
-    labels: Array,
-    *,
-    loss_fn: Callable[[Array, Array], Array] = cross_entropy,
-    rngs: Mapping[str, Array] | None = None,
-    **selection: Any,
-) -> dict[str, dict[str, Any]]:
-    """Lemma 3.1 measured: per-sample and minibatch gradient ranks of every weight matrix.
-
-    Per-sample gradients use evaluation mode (BatchNorm with running averages), where
-    each sample's loss depends on that sample alone, as the lemma assumes. The minibatch
-    gradient uses training mode (BatchNorm with batch statistics): BN couples the samples,
-    but the kernel gradient is still ``Σ_i δ_i x_iᵀ`` over the B samples' layer inputs
-    (times m_l patches), so its rank stays ≤ B·m_l (≤ B·m_l − 1 when BN follows the
-    layer: the δ then sum to zero).
-
-    Args:
-      model: a Flax module called as ``model(x, train=...)``.
-      variables: its variables (``params`` and e.g. ``batch_stats``).
-      images: one minibatch ``(B, H, W, C)``, already standardized.
-      labels: ``(B,)`` integer labels.
-      loss_fn: ``(logits, labels) → mean loss``.
-      rngs: RNG streams for training mode (e.g. ``{"dropout": key}`` for the ViT).
-      **selection: ``include``, ``exclude``, ``preset`` as in ``rank.weight_matrices``.
-
-    Returns:
-      ``{path: {"m_l", "shape", "per_sample" (B ranks), "minibatch", "bounds"}}`` where
-      ``bounds`` is :func:`gradient_rank_bounds` (not capped by the shape).
-    """
-    from lowrank.models.structure import patch_counts  # the models package imports flax
-
-    m = patch_counts(model, images.shape[1:], **selection)
-    sample, batch = _sample_and_batch_grads(
-        model,
-        dict(variables),
-        images,
-        labels,
-        dict(rngs or {}),
-        loss_fn,
-        tuple(sorted(selection.items())),
-    )
-    b = images.shape[0]
-    out: dict[str, dict[str, Any]] = {}
-    for path, g in batch.items():
-        per = np.asarray(sample[path])
-        out[path] = {
-            "m_l": m[path],
-            "shape": tuple(g.shape),
-            "per_sample": np.array([numerical_rank(per[i]) for i in range(b)]),
-            "minibatch": numerical_rank(g),
-            "bounds": gradient_rank_bounds(m[path], b),
-        }
-    return out
-
-
 # ---------------------------------------------------------------------------- Lemma 3.2
 
 
@@ -616,114 +480,6 @@ class Window:
                       self.learning_rates[-n:])  # fmt: skip
 
 
-def trace_of(opt_state: Any) -> PyTree | None:
-    """The momentum buffer (optax ``TraceState.trace``) inside an optimizer state, if any."""
-    return optax.tree_utils.tree_get(opt_state, "trace")
-
-
-def _train_step(model, tx, loss_fn, lr_fn, selection, carry, batch):
-    params, other, opt_state = carry
-    images, labels = batch
-
-    def loss_of(p):
-        out, updates = model.apply({"params": p, **other}, images, train=True, mutable=list(other))
-        return loss_fn(out, labels), updates
-
-    (loss, new_other), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-    dtype = jax.tree.leaves(params)[0].dtype
-    velocity = trace_of(opt_state)
-    record = {
-        "weights": rank.weight_matrices(params, **selection),
-        "velocities": None if velocity is None else rank.weight_matrices(velocity, **selection),
-        "grads": rank.weight_matrices(grads, **selection),
-        "learning_rates": jnp.asarray(lr_fn(opt_state), dtype),
-    }
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return (params, dict(new_other), opt_state), record, loss
-
-
-@partial(jax.jit, static_argnames=("model", "tx", "loss_fn", "lr_fn", "selection", "n"))
-def _train_and_record(model, tx, loss_fn, lr_fn, selection, n, variables, opt_state, images,
-                      labels, batches):  # fmt: skip
-    step_fn = partial(_train_step, model, tx, loss_fn, lr_fn, dict(selection))
-    params = variables["params"]
-    other = {k: v for k, v in variables.items() if k != "params"}
-
-    def plain(carry, idx):
-        carry, _, loss = step_fn(carry, (images[idx], labels[idx]))  # record: dead code
-        return carry, loss
-
-    def recorded(carry, idx):
-        carry, record, loss = step_fn(carry, (images[idx], labels[idx]))
-        return carry, (record, loss)
-
-    # Two scans in one program: the first T−n steps record nothing, the last n stack
-    # their records (oldest first) as scan outputs.
-    carry, early = (params, other, opt_state), jnp.zeros((0,), jnp.float32)
-    if batches.shape[0] > n:  # static: no first loop to compile when all steps are recorded
-        carry, early = jax.lax.scan(plain, carry, batches[:-n])
-    carry, (window, late) = jax.lax.scan(recorded, carry, batches[-n:])
-    params, other, opt_state = carry
-    return {"params": params, **other}, opt_state, window, jnp.concatenate([early, late])
-
-
-def train_and_record(
-    model: Any,
-    variables: Mapping[str, Any],
-    tx: optax.GradientTransformation,
-    learning_rate_fn: Callable[[Any], Array],
-    images: Array,
-    labels: Array,
-    batches: Array,
-    n: int,
-    *,
-    opt_state: Any = None,
-    loss_fn: Callable[[Array, Array], Array] = cross_entropy,
-    **selection: Any,
-) -> tuple[dict[str, Any], Any, Window, Array]:
-    """Trains with ``tx`` for ``len(batches)`` steps (one compiled program of two
-    ``lax.scan``s) and records the last n steps of every selected weight matrix.
-
-    Everything is exactly what the optimizer saw: ``W_t`` and the momentum buffer before
-    step t, the data gradient of the step's loss (BatchNorm in training mode; the decay is
-    the optimizer's), and the learning rate of the step cast to the parameters' dtype.
-    Memory: ``3·n·Σ_l out_l·in_l`` numbers for the window (2 without momentum buffer);
-    the first T−n steps record nothing and run at full speed.
-
-    Args:
-      model: a Flax module called as ``model(x, train=True)``.
-      variables: initial variables (``params`` plus collections such as ``batch_stats``).
-      tx: the optax optimizer (e.g. from ``lowrank.optim.make_optimizer``).
-      learning_rate_fn: optimizer state → the learning rate ``tx`` applies at its next
-        step; for ``lowrank.optim`` use :class:`lowrank.train.InjectedLearningRate`.
-        Hashable, and the same object across calls to reuse the compiled program.
-      images: the training images on the device, standardized, ``(N, H, W, C)``.
-      labels: ``(N,)``.
-      batches: int ``(T, B)`` example indices of each step (``data.epoch_permutation``).
-      n: window length (1 ≤ n ≤ T).
-      opt_state: optimizer state to continue from (default ``tx.init(params)``); μ, λ, β
-        of ``lowrank.optim`` live in it, so changing them does not recompile.
-      loss_fn: ``(logits, labels) → mean loss``.
-      **selection: ``include``, ``exclude``, ``preset`` as in ``rank.weight_matrices``.
-
-    Returns:
-      ``(variables_T, opt_state_T, window, losses)``; ``variables_T["params"]`` holds W_T.
-    """
-    if not 1 <= n <= batches.shape[0]:
-        raise ValueError(
-            f"theory: window n={n} must lie in 1..{batches.shape[0]} (the number of steps)."
-        )
-    if opt_state is None:
-        opt_state = tx.init(variables["params"])
-    out, opt_state, buf, losses = _train_and_record(
-        model, tx, loss_fn, learning_rate_fn, tuple(sorted(selection.items())), n,
-        dict(variables), opt_state, images, labels, jnp.asarray(batches),
-    )  # fmt: skip
-    window = Window(buf["weights"], buf["velocities"], buf["grads"], buf["learning_rates"])
-    return out, opt_state, window, losses
-
-
 def coefficient_table(
     lrs: Any, lam: Any, beta: Any = 0.0, decoupled: bool = False
 ) -> tuple[Array, Array, Array]:
@@ -785,7 +541,7 @@ def decompose_window(
     :func:`momentum_decomposition` with the recorded velocity ``v_{T−n}``.
 
     Args:
-      window: from :func:`train_and_record`.
+      window: a recorded window (``lowrank.train.train_and_record``).
       lam: λ.
       beta: momentum β of the run.
       decoupled: whether the run's decay was decoupled.
@@ -806,10 +562,3 @@ def decompose_window(
         window, jnp.asarray(lam, dtype), jnp.asarray(beta, dtype), decoupled, beta == 0,
         jnp.asarray(n, jnp.int32),
     )  # fmt: skip
-
-
-def cast_tree(tree: PyTree, dtype: Any) -> PyTree:
-    """Casts every floating leaf of ``tree`` (e.g. model variables to float64 under x64)."""
-    return jax.tree.map(
-        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
-    )

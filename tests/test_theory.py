@@ -21,6 +21,7 @@ import pytest
 
 from lowrank import data, optim, rank, theory
 from lowrank import train as train_lib
+from lowrank.analysis.gradient_ranks import gradient_ranks
 from lowrank.models import build_model, default_model_config
 from lowrank.models.structure import patch_counts
 
@@ -79,9 +80,7 @@ def setup(dataset):
     txs = {}
     for decoupled in (False, True):
         ocfg.decoupled = decoupled
-        txs[decoupled] = optim.make_optimizer(ocfg, 1)(
-            learning_rate=MU, weight_decay=LAM, momentum=0.0
-        )
+        txs[decoupled] = optim.make_optimizer(ocfg, 1)
     variables = host_variables(model, x.shape[1:])
     batches = data.epoch_permutation(jax.random.key(0), x.shape[0], B)[:T]
     return model, txs, lr_fn, variables, batches
@@ -97,15 +96,19 @@ def train(setup, dataset, beta, decoupled, dtype):
         model, txs, lr_fn, variables, batches = setup
         x, y = dataset
         tx = txs[decoupled]
-        v = theory.cast_tree(variables, dtype)
-        state = tx.init(v["params"])
+        v = train_lib.cast_tree(variables, dtype)
+        opt_state = tx.init(v["params"])
         hp = {"learning_rate": MU, "weight_decay": LAM, "momentum": beta}
-        state = state._replace(hyperparams={k: jnp.asarray(h, dtype) for k, h in hp.items()})
-        vt, _, window, losses = theory.train_and_record(
-            model, v, tx, lr_fn, x.astype(dtype), y, batches, N, opt_state=state
+        opt_state = opt_state._replace(
+            hyperparams={k: jnp.asarray(h, dtype) for k, h in hp.items()}
         )
+        state, window, losses = train_lib.train_and_record(
+            train_lib.state_from_variables(v, opt_state), x.astype(dtype), y, batches,
+            model=model, tx=tx, record=train_lib.Recording(N, lr_fn),
+        )  # fmt: skip
         assert np.all(np.isfinite(np.asarray(losses)))
-        _RUNS[key] = (rank.weight_matrices(vt["params"]), window, vt)
+        vt = {"params": state.params, "batch_stats": state.batch_stats}
+        _RUNS[key] = (rank.weight_matrices(vt["params"]), theory.Window(**window), vt)
     return _RUNS[key]
 
 
@@ -241,7 +244,7 @@ def test_lemma31_on_the_run(setup, dataset):
     x, y = dataset
     w_end, window, vt = train(setup, dataset, 0.0, False, jnp.float32)
     m = patch_counts(model, x.shape[1:])
-    ranks = theory.gradient_ranks(model, vt, x[:B], y[:B])
+    ranks = gradient_ranks(model, vt, x[:B], y[:B])
     dec = theory.decompose_window(window, LAM, n=N_RANK)
     for path, info in ranks.items():
         shape = info["shape"]
@@ -252,13 +255,13 @@ def test_lemma31_on_the_run(setup, dataset):
         assert info["minibatch"] <= bounds["minibatch"], path
         # Minibatch gradients recorded in training mode (BatchNorm with batch statistics).
         for g in np.asarray(window.grads[path]):
-            assert theory.numerical_rank(g) <= bounds["minibatch"], path
-        r_u = theory.numerical_rank(np.asarray(dec.update[path]))
+            assert rank.matrix_numerical_rank(g) <= bounds["minibatch"], path
+        r_u = rank.matrix_numerical_rank(np.asarray(dec.update[path]))
         assert r_u <= bounds["window"], (path, r_u)
         if path != "classifier/kernel":
             # Non-trivial: the bound is below both dimensions, and W_T itself exceeds it.
             assert bounds["window"] < min(shape)
-            assert theory.numerical_rank(np.asarray(w_end[path])) > bounds["window"]
+            assert rank.matrix_numerical_rank(np.asarray(w_end[path])) > bounds["window"]
 
 
 def test_gradient_rank_bounds_values():
@@ -279,17 +282,17 @@ def test_gradient_rank_bounds_values():
 def test_numerical_rank():
     rng = np.random.default_rng(1)
     m = (rng.standard_normal((20, 3)) @ rng.standard_normal((3, 30))).astype(np.float32)
-    assert theory.numerical_rank(m) == 3
-    assert theory.numerical_rank(m.T) == 3
+    assert rank.matrix_numerical_rank(m) == 3
+    assert rank.matrix_numerical_rank(m.T) == 3
     # A float64 copy of float32 data: its rounding noise is rank unless eps is float32's.
-    assert theory.numerical_rank(m.astype(np.float64)) > 3
-    assert theory.numerical_rank(m.astype(np.float64), dtype=np.float32) == 3
-    assert theory.numerical_rank(np.zeros((4, 5))) == 0
+    assert rank.matrix_numerical_rank(m.astype(np.float64)) > 3
+    assert rank.matrix_numerical_rank(m.astype(np.float64), dtype=np.float32) == 3
+    assert rank.matrix_numerical_rank(np.zeros((4, 5))) == 0
     # The float32 route (float64 Gram eigenvalues) against an SVD.
     w = rng.standard_normal((12, 30)).astype(np.float32)
     ref = np.linalg.svd(w.astype(np.float64), compute_uv=False)
-    np.testing.assert_allclose(theory.host_singular_values(w), ref, rtol=1e-6, atol=1e-6 * ref[0])
-    np.testing.assert_allclose(theory.host_singular_values(w.T), ref, rtol=1e-6, atol=1e-6 * ref[0])
+    np.testing.assert_allclose(rank.host_singular_values(w), ref, rtol=1e-6, atol=1e-6 * ref[0])
+    np.testing.assert_allclose(rank.host_singular_values(w.T), ref, rtol=1e-6, atol=1e-6 * ref[0])
 
 
 # ----------------------------------------------------------------------------- Lemma 3.2

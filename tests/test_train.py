@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from lowrank import engine, io, optim
+from lowrank import engine, io
 from lowrank.config import base_config
 
 
@@ -102,58 +99,6 @@ def test_member_loop_on_one_cpu_and_host_loop_for_conv_models():
     assert (engine.epoch_loop_mode(c), engine.vectorize_mode(c)) == ("host", "loop")
     c.train.epoch_loop, c.sweep.vectorize = "scan", "vmap"
     assert (engine.epoch_loop_mode(c), engine.vectorize_mode(c)) == ("scan", "vmap")  # explicit
-
-
-def test_decay_convention_without_data_gradient():
-    """n steps of zero data gradient give exactly (1 − 2μλ)^n W₀ for each member."""
-    mus = jnp.asarray([0.1, 0.3, 0.05])
-    lams = jnp.asarray([1e-2, 5e-4, 0.2])
-    w0 = {"kernel": jnp.arange(6.0).reshape(2, 3) - 2.5, "bias": jnp.ones(3)}
-    n = 7
-    cfg = optim.default_optim_config()
-    cfg.schedule = "constant"
-    make = optim.make_optimizer(cfg, steps_per_epoch=3)
-
-    def member(mu, lam):
-        tx = make(learning_rate=mu, weight_decay=lam, momentum=0.0)
-        params, state = w0, tx.init(w0)
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, w0)
-        for _ in range(n):
-            updates, state = tx.update(zeros, state, params)
-            params = optax.apply_updates(params, updates)
-        return params
-
-    out = jax.jit(jax.vmap(member))(mus, lams)
-    for i in range(3):
-        factor = (1 - 2 * float(mus[i]) * float(lams[i])) ** n
-        for name in ("kernel", "bias"):  # decay on all parameters by default
-            np.testing.assert_allclose(out[name][i], factor * w0[name], rtol=2e-6, atol=1e-7)
-
-    cfg.decay_mask = "kernels"
-    only_kernels = optim.make_optimizer(cfg, steps_per_epoch=3)(
-        learning_rate=0.1, weight_decay=0.1, momentum=0.0
-    )
-    updates, _ = only_kernels.update(
-        jax.tree_util.tree_map(jnp.zeros_like, w0), only_kernels.init(w0), w0
-    )
-    np.testing.assert_array_equal(updates["bias"], 0.0)
-    np.testing.assert_allclose(updates["kernel"], -0.1 * 2 * 0.1 * w0["kernel"], rtol=1e-6)
-
-
-def test_schedule_multiplies_the_decay_factor():
-    cfg = optim.default_optim_config()
-    cfg.milestones = (1, 2)
-    cfg.factor = 0.5
-    tx = optim.make_optimizer(cfg, steps_per_epoch=2)(
-        learning_rate=0.2, weight_decay=0.25, momentum=0.0
-    )
-    params, state = {"kernel": jnp.ones((2, 2))}, None
-    state = tx.init(params)
-    for _ in range(6):  # steps 0,1 at μ; 2,3 at μ/2; 4,5 at μ/4
-        u, state = tx.update({"kernel": jnp.zeros((2, 2))}, state, params)
-        params = optax.apply_updates(params, u)
-    expected = math.prod(1 - 2 * mu * 0.25 for mu in (0.2, 0.2, 0.1, 0.1, 0.05, 0.05))
-    np.testing.assert_allclose(params["kernel"], expected, rtol=1e-6)
 
 
 # One epoch of tiny_config() on this CPU (jax 0.10.2), recorded when the engine was written.

@@ -52,7 +52,7 @@ def window_checks(
             spec = theory.lemma32(w, dec.tail[p], bound, "spectral")
             layers[p] = {
                 "residual": float(residual[p]),
-                "rank_update": theory.numerical_rank(np.asarray(dec.update[p])),
+                "rank_update": rank.matrix_numerical_rank(np.asarray(dec.update[p])),
                 "rank_bound": min(bound, min(w.shape)),
                 "lemma32_frobenius": [float(fro["distance"]), float(fro["bound"])],
                 "lemma32_spectral": [float(spec["distance"]), float(spec["bound"])],

@@ -20,7 +20,7 @@ from lowrank.engine.execution import (
 )
 from lowrank.engine.group import Group
 from lowrank.engine.members import Member, Roster, members
-from lowrank.engine.run import run
+from lowrank.engine.run import final_state, run
 
 __all__ = [
     "Group",
@@ -29,6 +29,7 @@ __all__ = [
     "Roster",
     "epoch_function",
     "epoch_loop_mode",
+    "final_state",
     "initialize_hosts",
     "member_mesh",
     "members",

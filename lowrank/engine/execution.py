@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from lowrank import models, train
 
@@ -152,7 +153,7 @@ def epoch_function(
     over_members: OverMembers,
     *,
     model: Any,
-    tx: train.OptimizerFactory,
+    tx: optax.GradientTransformation,
     batch_size: int,
     mean: Any,
     std: Any,
@@ -160,8 +161,8 @@ def epoch_function(
 ) -> Callable:
     """A compile group's epoch over all members, as ``train.epoch_loop`` asks.
 
-    ``(state, hparams, train_images, train_labels, epoch) → (state, metrics[, window])``
-    with a leading members axis on state, hparams and the results: ``train.train_epoch``
+    ``(state, train_images, train_labels, epoch) → (state, metrics[, window])`` with a
+    leading members axis on the state and the results: ``train.train_epoch``
     (one ``lax.scan``) or ``train.HostEpoch`` (one compiled call per step), over members
     as ``over_members`` does it.
     """
@@ -170,12 +171,12 @@ def epoch_function(
         epoch = functools.partial(
             train.train_epoch, batch_size=batch_size, record=record, **pipeline
         )
-        return over_members(epoch, 2, donate=True)
-    step = over_members.piece(functools.partial(train.epoch_step, **pipeline), 4, donate=True)
+        return over_members(epoch, 1, donate=True)
+    step = over_members.piece(functools.partial(train.epoch_step, **pipeline), 3, donate=True)
     record_step = None
     if record is not None:
         record_step = functools.partial(train.epoch_step, record=record, **pipeline)
-        record_step = over_members.piece(record_step, 4, donate=True)
+        record_step = over_members.piece(record_step, 3, donate=True)
     host_epoch = train.HostEpoch(
         start=over_members.piece(functools.partial(train.epoch_start, batch_size=batch_size), 1),
         step=step,
@@ -184,4 +185,4 @@ def epoch_function(
         record_steps=record.steps if record is not None else 0,
         steps_axis=1 if over_members.vmap else 0,
     )
-    return over_members.each(host_epoch, 2)
+    return over_members.each(host_epoch, 1)

@@ -39,8 +39,8 @@ def _recording(config: ml_collections.ConfigDict, multiplier: Any) -> train.Reco
 class Group:
     """The compiled functions and device state of one compile group (see the module doc).
 
-    ``state`` and ``hparams`` hold one row per entry of ``roster.rows``; ``state`` is None
-    once every member has diverged.
+    ``state`` holds one row per entry of ``roster.rows`` (μ, λ, β in its optimizer state);
+    it is None once every member has diverged.
     """
 
     def __init__(self, config, ds, model, group_members: list[Member], mesh) -> None:
@@ -79,6 +79,7 @@ class Group:
         return [self.members[i] for i in self.roster.rows]
 
     def _hparams(self, chosen: list[Member]) -> train.Hparams:
+        """The members' μ, λ, β, for ``init_state`` (they live in the state after)."""
         return shard(
             train.Hparams(
                 learning_rate=np.asarray([m.learning_rate for m in chosen], np.float32),
@@ -93,9 +94,8 @@ class Group:
         chosen = self._chosen()
         if not chosen:
             return None
-        self.hparams = self._hparams(chosen)
         keys = shard(np.stack([jax.random.PRNGKey(m.seed) for m in chosen]), self.sharded)
-        return self.init_fn(keys, self.hparams)
+        return self.init_fn(keys, self._hparams(chosen))
 
     def resume(self, diverged: dict[int, str], restore: Any) -> None:
         """Continues from a checkpoint: ``diverged`` members left out, the state restored
@@ -111,7 +111,6 @@ class Group:
         if not where:
             self.state = None
             return
-        self.hparams = self._hparams(self._chosen())
         take = jax.jit(
             lambda s, w: jax.tree_util.tree_map(lambda x: jnp.take(x, w, axis=0), s),
             out_shardings=self.sharded,
@@ -121,7 +120,7 @@ class Group:
     def train(self, epoch: int, train_x, train_y, *, record: bool) -> dict[str, Any]:
         """One epoch for every row: ``{"run": metrics}``, with ``"window"`` if recorded."""
         fn = self.record_fn if record else self.epoch_fn
-        out = fn(self.state, self.hparams, train_x, train_y, jnp.asarray(epoch))
+        out = fn(self.state, train_x, train_y, jnp.asarray(epoch))
         self.state = out[0]
         return {"run": out[1], "window": out[2]} if record else {"run": out[1]}
 

@@ -201,3 +201,38 @@ def _run_epoch(config, group, epoch, arrays, m_l, previous_norms, results) -> li
     if newly:
         group.drop(newly)
     return records
+
+
+def final_state(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[list, Any]:
+    """The finished run's last compile group: its members that did not diverge and their
+    final device state (a leading members axis, one row each), from the last checkpoint.
+
+    Raises:
+      FileNotFoundError: the workdir holds no finished run of ``config``.
+    """
+    ckpts = checkpoint.SweepCheckpoints(Path(workdir) / "checkpoints", config.checkpoint.keep)
+    try:
+        latest = ckpts.latest_meta()
+        last_group = len(config.sweep.batch_sizes) - 1
+        if latest is None or (latest[1]["group"], latest[1]["epoch"]) != (
+            last_group,
+            config.train.epochs,
+        ):
+            raise FileNotFoundError(
+                f"engine: {workdir} holds no finished run of this config; run it first."
+            )
+        step, meta = latest
+        ds = data.load_dataset(config.data)
+        model = models.build_model(config.model, ds.num_classes)
+        members = [m for m in all_members_of(config) if m.group == last_group]
+        group = Group(config, ds, model, members, member_mesh())
+        diverged = {int(k): v for k, v in meta["diverged"].items()}
+        group.resume(diverged, lambda like: ckpts.restore_state(step, like))
+    finally:
+        ckpts.close()
+    running = group.roster.running()
+    if group.state is None:
+        return [], None
+    rows = np.asarray([group.roster.row_of(i) for i in running])
+    state = jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], group.state)
+    return [group.members[i] for i in running], state
