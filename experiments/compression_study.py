@@ -35,9 +35,10 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import compress, data, engine, io, logs, models, plots, rank
+from lowrank import compress, data, engine, io, logs, models, rank
 from lowrank import config as config_lib
 from lowrank.datasets_local import DataError
+from lowrank.figures import layer_plots, plots
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/compression.py[:quick].")
 _OUT = flags.DEFINE_string("out", None, "Results folder (created).")
@@ -196,7 +197,7 @@ def run(config, out: Path, retrain: bool) -> str:
         f"Compression by truncated SVD: {config.model.name} on {config.data.name} "
         f"(dotted: uncompressed)"
     )
-    fig = plots.plot_compression(rows, title=title)
+    fig = layer_plots.plot_compression(rows, title=title)
     plots.save_png(fig, out / "compression.png")
     return table
 

@@ -37,9 +37,12 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from lowrank import engine, figures, io, logs, plots
+from lowrank import engine, figures, io, logs
+from lowrank.analysis import trends as trend_lib
 from lowrank.config import ConfigError
 from lowrank.datasets_local import DataError
+from lowrank.figures import plots
+from lowrank.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -118,7 +121,7 @@ REPORTED_MEASURES = {
 
 def report(out: Path) -> str:
     """Draws the figure(s) and writes ``summary.txt`` and ``trends.txt``; returns the text."""
-    results = figures.load_results(out)
+    results = load_results(out)
     png = plots.draw(out)
     parts = []
     for p in results.panels:
@@ -138,16 +141,16 @@ def report(out: Path) -> str:
         found_decay, decay_sections = {}, []
         for measure, caveat in REPORTED_MEASURES.items():
             key, label = plots.rank_measure(measure, results.epsilon)
-            found[key] = figures.trends(results, key=key)
+            found[key] = trend_lib.trends(results, key=key)
             sections.append(
                 f"Spearman ρ between each hyperparameter and the final {label}{caveat}, one "
-                f"ρ per seed (others held fixed)\n\n{figures.trend_table(found[key])}\n"
+                f"ρ per seed (others held fixed)\n\n{trend_lib.trend_table(found[key])}\n"
             )
             # With a λ = 0 control: the part of each change that decay adds.
-            decay = figures.decay_trends(results, key)
+            decay = trend_lib.decay_trends(results, key)
             if decay:
                 found_decay[f"{key} / λ=0"] = decay
-                table = figures.trend_table(decay, "decay ratio", ".2f")
+                table = trend_lib.trend_table(decay, "decay ratio", ".2f")
                 decay_sections.append(
                     f"Spearman ρ between each hyperparameter and the decay ratio of the "
                     f"{label}: a run's final value over that of the same run with λ = 0 "

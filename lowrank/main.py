@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
         print(table)
         print(f"results: {_WORKDIR.value}")
         if _PLOT.value:
-            from lowrank import plots  # matplotlib only when drawing
+            from lowrank.figures import plots  # matplotlib only when drawing
 
             print(f"plot: {plots.draw(_WORKDIR.value, Path(_WORKDIR.value) / 'ranks.png')}")
 

@@ -7,6 +7,7 @@ Layout of a workdir::
     metrics.jsonl     one record per member per epoch (epoch 0 = at initialization)
     theory.jsonl      with record.steps: the theory checked on the last epoch's window
     spectra/          group{g}_epoch{e:04d}.npz: {layer path: (members, min(out, in)) σ}
+    structure.json    what the model's structure gives the theory: m_l per weight matrix
     summary.txt       the table printed at the end
     ranks.png         drawn by lowrank.main (average ε-rank and accuracy per epoch)
     checkpoints/      Orbax checkpoints (lowrank.checkpoint)
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ import numpy as np
 from lowrank import checkpoint, io
 
 LINES = {"metrics": "metrics.jsonl", "theory": "theory.jsonl"}
+# The member fields that are hyperparameters (traced, and the compile group's batch size).
+HPARAMS = ("learning_rate", "weight_decay", "momentum", "batch_size")
+SYMBOLS = {"learning_rate": "μ", "weight_decay": "λ", "momentum": "β", "batch_size": "B"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +53,12 @@ class ResultsFolder:
         checkpoint.claim_workdir(self.path, config, restart)
         rows = [dataclasses.asdict(m) for m in members]
         io.atomic_write_text(self.path / "members.json", json.dumps(rows, indent=1) + "\n")
+
+    def write_structure(self, m_l: Mapping[str, int]) -> None:
+        """``structure.json``: m_l (Lemma 3.1's patch count) of each measured matrix."""
+        if self.writer:
+            text = json.dumps({"m_l": dict(m_l)}, indent=1) + "\n"
+            io.atomic_write_text(self.path / "structure.json", text)
 
     def start_lines(self, meta: Mapping[str, Any] | None) -> None:
         """Fresh JSON-lines files (no checkpoint), or cut back to a checkpoint's ``meta``."""
@@ -84,3 +96,160 @@ class ResultsFolder:
     def write_summary(self, table: str) -> None:
         if self.writer:
             io.atomic_write_text(self.path / "summary.txt", table + "\n")
+
+
+# ------------------------------------------------------------------- reading back
+
+
+def number(v: Any) -> float:
+    """A metrics value as a float: None (NaN in the file) → nan, "inf" → inf."""
+    if v is None:
+        return math.nan
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
+
+
+@dataclasses.dataclass
+class PanelResults:
+    """One panel's sweep results folder, read back."""
+
+    name: str
+    label: str
+    vary: tuple[str, ...]
+    workdir: Path
+    config: dict[str, Any]
+    members: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    structure: dict[str, Any] = dataclasses.field(default_factory=dict)  # structure.json
+
+    def member_records(self) -> dict[int, list[dict[str, Any]]]:
+        """Each member's records in epoch order."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for r in self.records:
+            out.setdefault(r["member"], []).append(r)
+        for rs in out.values():
+            rs.sort(key=lambda r: r["epoch"])
+        return out
+
+    def final(self, key: str) -> dict[int, float]:
+        """Each member's value of ``key`` at its last epoch that has it (nan if diverged)."""
+        out: dict[int, float] = {}
+        for mid, rs in self.member_records().items():
+            have = [r for r in rs if key in r]
+            if not have:
+                continue
+            last = have[-1]
+            diverged = last.get("diverged") or last.get("nonfinite")
+            out[mid] = math.nan if diverged else number(last[key])
+        return out
+
+    def member(self, mid: int) -> dict[str, Any]:
+        """The member entry (id, group, seed, μ, λ, β, B) of ``members.json``."""
+        return next(m for m in self.members if m["id"] == mid)
+
+    def spectra(self, epoch: int | None = None) -> dict[int, tuple[int, dict[str, np.ndarray]]]:
+        """Saved singular values per compile group: ``{group: (epoch, {path: (members, k)})}``.
+
+        Takes ``epoch`` when saved, else each group's latest saved epoch.
+        """
+        out: dict[int, tuple[int, dict[str, np.ndarray]]] = {}
+        pattern = re.compile(r"group(\d+)_epoch(\d+)\.npz$")
+        found: dict[int, dict[int, Path]] = {}
+        for p in sorted((self.workdir / "spectra").glob("group*_epoch*.npz")):
+            m = pattern.search(p.name)
+            if m:
+                found.setdefault(int(m.group(1)), {})[int(m.group(2))] = p
+        for g, files in found.items():
+            e = epoch if epoch in files else max(files)
+            with np.load(files[e]) as z:
+                out[g] = (e, {k: z[k] for k in z.files})
+        return out
+
+    def dataset(self) -> str:
+        return str(self.config.get("data", {}).get("name", ""))
+
+
+@dataclasses.dataclass
+class FigureResults:
+    """A figure's results folder: its manifest and one :class:`PanelResults` per panel."""
+
+    folder: Path
+    figure: dict[str, Any]
+    panels: list[PanelResults]
+
+    @property
+    def kind(self) -> str:
+        return self.figure["kind"]
+
+    @property
+    def epsilon(self) -> float:
+        return float(self.figure.get("epsilon", 1e-3))
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _read_panel(workdir: Path, name: str, label: str, vary: Sequence[str]) -> PanelResults:
+    metrics = workdir / "metrics.jsonl"
+    if not metrics.exists():
+        raise FileNotFoundError(f"figures: no results in {workdir} (metrics.jsonl is missing).")
+    return PanelResults(
+        name=name,
+        label=label,
+        vary=tuple(vary),
+        workdir=workdir,
+        config=_read_json(workdir / "config.json", {}),
+        members=_read_json(workdir / "members.json", []),
+        records=io.read_jsonl(metrics),
+        structure=_read_json(workdir / "structure.json", {}),
+    )
+
+
+def _inferred_vary(records: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The hyperparameters that take more than one value in a sweep (for plain folders)."""
+    vary = tuple(h for h in HPARAMS if len({r.get(h) for r in records}) > 1)
+    return vary or ("weight_decay",)
+
+
+def load_results(folder: str | Path) -> FigureResults:
+    """Reads a figure's results folder, or a plain sweep results folder as one panel.
+
+    Panels whose sweep has not written results yet are left out.
+
+    Raises:
+      FileNotFoundError: neither ``figure.json`` nor ``metrics.jsonl`` is in ``folder``.
+    """
+    folder = Path(folder)
+    fig_file = folder / "figure.json"
+    if fig_file.exists():
+        figure = json.loads(fig_file.read_text())
+        panels = [
+            _read_panel(folder / p["name"], p["name"], p["label"], p["vary"])
+            for p in figure["panels"]
+            if (folder / p["name"] / "metrics.jsonl").exists()
+        ]
+        return FigureResults(folder, figure, panels)
+    if (folder / "metrics.jsonl").exists():
+        records = io.read_jsonl(folder / "metrics.jsonl")
+        vary = _inferred_vary(records)
+        fixed = [h for h in HPARAMS if h not in vary and records and h in records[0]]
+        label = setting_label(fixed, [records[0][h] for h in fixed]) if fixed else folder.name
+        panel_ = _read_panel(folder, ".", label, vary)
+        cfg = panel_.config
+        eps = cfg.get("rank", {}).get("epsilons", [1e-3])
+        model, dataset = cfg.get("model", {}).get("name"), cfg.get("data", {}).get("name")
+        title = f"{folder.name}: {model} on {dataset}" if model and dataset else folder.name
+        figure = {"number": None, "kind": "curves", "vary": list(vary), "epsilon": eps[0],
+                  "scale": "", "title": title, "reduced": "",
+                  "panels": [{"name": ".", "label": label, "vary": list(vary)}]}  # fmt: skip
+        return FigureResults(folder, figure, [panel_])
+    raise FileNotFoundError(
+        f"figures: {folder} is not a results folder (no figure.json, no metrics.jsonl)."
+    )
+
+
+def setting_label(vary: Sequence[str], setting: Sequence[Any]) -> str:
+    """``"λ=0.001"`` / ``"B=8, μ=0.1"``."""
+    return ", ".join(f"{SYMBOLS.get(h, h)}={v:g}" for h, v in zip(vary, setting, strict=True))

@@ -10,8 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lowrank import figures, io, plots
+from lowrank import figures, io
+from lowrank.analysis import series as series_lib
+from lowrank.analysis import trends as trend_lib
 from lowrank.config import base_config
+from lowrank.figures import layer_plots, plots
+from lowrank.results import load_results
 
 LAYERS = {"dense_0/kernel": (16, 64), "dense_1/kernel": (16, 16), "classifier/kernel": (10, 16)}
 
@@ -42,6 +46,7 @@ def _write_panel(
     cfg.rank.epsilons = epsilons
     io.atomic_write_text(folder / "config.json", cfg.to_json_best_effort())
     io.atomic_write_text(folder / "members.json", json.dumps(members))
+    io.atomic_write_text(folder / "structure.json", json.dumps({"m_l": dict.fromkeys(LAYERS, 1)}))
     records = []
     for e in range(epochs + 1):
         for m in members:
@@ -115,7 +120,7 @@ def _lambda_panels(batch_sizes=(4, 8, 16), lams=(0.0, 1e-3, 1e-2), seeds=(0, 1, 
 
 def test_curves_layout_and_png(tmp_path):
     folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels())
-    results = figures.load_results(folder)
+    results = load_results(folder)
     fig = plots.plot_curves(results)
     axes = fig.axes
     assert len(axes) == 6  # 2 rows × 3 panels
@@ -135,7 +140,7 @@ def test_curves_layout_and_png(tmp_path):
 
 def test_other_rank_measures_are_drawn_from_their_own_metric(tmp_path):
     folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels((4, 8)))
-    results = figures.load_results(folder)
+    results = load_results(folder)
     fig = plots.plot_curves(results, measure="stable")
     top = fig.axes[0]
     assert "stable rank" in top.get_ylabel()
@@ -151,8 +156,8 @@ def test_other_rank_measures_are_drawn_from_their_own_metric(tmp_path):
 
 def test_series_mean_and_std_over_seeds(tmp_path):
     folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels((4,)))
-    p = figures.load_results(folder).panels[0]
-    lines = figures.series(p, "avg_rank@0.001")
+    p = load_results(folder).panels[0]
+    lines = series_lib.series(p, "avg_rank@0.001")
     assert [s.setting for s in lines] == [(0.0,), (1e-3,), (1e-2,)]
     s = lines[2]
     expected = [16.0 - 1.0 * e - 0.1 * np.array([0, 1, 2]) - 2e-3 for e in range(4)]
@@ -168,14 +173,14 @@ def test_trends_signs_and_small_effect_at_zero_decay(tmp_path):
 
     panels = _lambda_panels()
     folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], panels, rank_of=rank_of)
-    found = figures.trends(figures.load_results(folder))
+    found = trend_lib.trends(load_results(folder))
     lam = [t for t in found if t.hparam == "weight_decay"]
     assert len(lam) == 3 and all(t.rho_mean == -1.0 and t.predicted == -1 for t in lam)
     b = {t.fixed["weight_decay"]: t for t in found if t.hparam == "batch_size"}
     assert set(b) == {0.0, 1e-3, 1e-2}
     assert b[1e-2].rho_mean == 1.0 and b[1e-2].predicted == 1
     assert math.isnan(b[0.0].rho_mean) and b[0.0].predicted == 0  # constant rank: no ρ
-    table = figures.trend_table(found)
+    table = trend_lib.trend_table(found)
     assert "negative" in table and "≈ 0 (λ = 0)" in table
 
 
@@ -190,33 +195,33 @@ def test_decay_ratio_against_the_no_decay_control(tmp_path):
     panels = _lambda_panels(lams=(0.0, 1e-3, 3e-3, 1e-2))
     panels.append(("B=32", [_member(seed=s, wd=1e-3, b=32) for s in (0, 1, 2)]))  # no λ = 0
     folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], panels, stable_rank_of=stable)
-    results = figures.load_results(folder)
-    rows = figures.decay_ratio_table(results, "avg_stable_rank")
+    results = load_results(folder)
+    rows = trend_lib.decay_ratio_table(results, "avg_stable_rank")
     assert len(rows) == 3 * 3 * 3  # B ∈ {4, 8, 16} × λ > 0 × seeds; B = 32 has no control
     for r in rows:
         assert r["value"] == pytest.approx(1 - 60 * r["weight_decay"] / r["batch_size"] ** 0.5)
-    found = figures.decay_trends(results, "avg_stable_rank")
+    found = trend_lib.decay_trends(results, "avg_stable_rank")
     lam = [t for t in found if t.hparam == "weight_decay"]
     b = [t for t in found if t.hparam == "batch_size"]
     assert len(lam) == 3 and all(t.rho_mean == -1.0 for t in lam)
     assert len(b) == 3 and all(t.rho_mean == 1.0 and t.predicted == 1 for t in b)
-    assert "decay ratio (low → high value)" in figures.trend_table(found, "decay ratio")
+    assert "decay ratio (low → high value)" in trend_lib.trend_table(found, "decay ratio")
     # Without the control, the B trend shows at λ = 0 as well: training's, not decay's.
-    plain = [t for t in figures.trends(results, "avg_stable_rank") if t.hparam == "batch_size"]
+    plain = [t for t in trend_lib.trends(results, "avg_stable_rank") if t.hparam == "batch_size"]
     assert next(t for t in plain if t.fixed["weight_decay"] == 0).rho_mean == 1.0
     # Without λ = 0 members there is nothing to divide by.
     no_control = _figure(
         tmp_path / "fig2", "curves", ["weight_decay"], _lambda_panels(lams=(1e-3, 1e-2))
     )
-    assert figures.decay_ratio_table(figures.load_results(no_control), "avg_stable_rank") == []
+    assert trend_lib.decay_ratio_table(load_results(no_control), "avg_stable_rank") == []
 
 
 def test_spearman_ties_and_constants():
-    assert figures.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert figures.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert figures.spearman([1, 2, 3, 4], [1, 1, 2, 2]) == pytest.approx(0.894427, abs=1e-6)
-    assert math.isnan(figures.spearman([1, 2, 3], [5, 5, 5]))
-    assert figures.spearman([1, 2, 3, 4], [1, float("nan"), 3, 4]) == pytest.approx(1.0)
+    assert trend_lib.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert trend_lib.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert trend_lib.spearman([1, 2, 3, 4], [1, 1, 2, 2]) == pytest.approx(0.894427, abs=1e-6)
+    assert math.isnan(trend_lib.spearman([1, 2, 3], [5, 5, 5]))
+    assert trend_lib.spearman([1, 2, 3, 4], [1, float("nan"), 3, 4]) == pytest.approx(1.0)
 
 
 def test_heatmaps(tmp_path):
@@ -231,7 +236,7 @@ def test_heatmaps(tmp_path):
         [("(a) B=8", grid_a), ("(c) μ=0.5", grid_c)],
         panel_vary=[["learning_rate", "weight_decay"], ["batch_size", "weight_decay"]],
     )
-    results = figures.load_results(folder)
+    results = load_results(folder)
     fig = plots.plot_heatmaps(results)
     maps = [a for a in fig.axes if a.get_images()]
     assert len(maps) == 2
@@ -254,7 +259,7 @@ def test_norm_ratios_spectra_and_bound(tmp_path):
         ["learning_rate"],
         [(f"μ={lr}", [_member(seed=s, lr=lr, b=8) for s in (0, 1)]) for lr in (0.1, 0.5, 1.0)],
     )
-    fig = plots.plot_norm_ratios(figures.load_results(ratios))
+    fig = layer_plots.plot_norm_ratios(load_results(ratios))
     visible = [a for a in fig.axes if a.get_visible()]
     assert len(visible) == 3
     assert len(visible[0].get_lines()) == len(LAYERS) + 1  # one per layer + the line at 1
@@ -265,7 +270,7 @@ def test_norm_ratios_spectra_and_bound(tmp_path):
         ["batch_size"],
         [("", [_member(seed=s, b=b) for b in (8, 16, 32) for s in (0, 1)])],
     )
-    fig = plots.plot_spectra(figures.load_results(spectra))
+    fig = layer_plots.plot_spectra(load_results(spectra))
     visible = [a for a in fig.axes if a.get_visible()]
     assert len(visible) == len(LAYERS)
     assert all(len(a.get_lines()) == 3 for a in visible)  # one line per batch size
@@ -278,11 +283,11 @@ def test_norm_ratios_spectra_and_bound(tmp_path):
         [("B=6", [_member(seed=s, lr=0.1, wd=8e-3, b=6) for s in (0, 1)])],
         epsilons=(1e-3, 0.1, 0.3),
     )
-    results = figures.load_results(bound)
+    results = load_results(bound)
     grid = np.asarray([0.01, 0.3])
-    curve = plots.bound_curve(results.panels[0], grid)["initial"]
+    curve = layer_plots.bound_curve(results.panels[0], grid)["initial"]
     np.testing.assert_allclose(curve, 6 * np.log(2 / grid) / (2 * 0.1 * 8e-3))
-    fig = plots.plot_bound(results)
+    fig = layer_plots.plot_bound(results)
     assert len(fig.axes) == 3
     assert plots.draw(bound).name == "fig06.png"
     with pytest.raises(ValueError, match="plots no average rank"):
@@ -291,14 +296,14 @@ def test_norm_ratios_spectra_and_bound(tmp_path):
 
 def test_plain_sweep_folder_draws_as_one_panel(tmp_path):
     _write_panel(tmp_path / "sweep", [_member(seed=s, wd=w) for w in (0, 1e-2) for s in (0, 1)])
-    results = figures.load_results(tmp_path / "sweep")
+    results = load_results(tmp_path / "sweep")
     assert results.kind == "curves" and results.panels[0].vary == ("weight_decay",)
     assert plots.draw(tmp_path / "sweep").name == "figure.png"
 
 
 def test_missing_results_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a results folder"):
-        figures.load_results(tmp_path)
+        load_results(tmp_path)
 
 
 def _load_figure_script():

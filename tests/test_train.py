@@ -154,6 +154,8 @@ def test_results_folder_holds_everything(tmp_path):
         assert set(z.files) == layers
         assert all(z[k].shape[0] == 2 for k in z.files)  # one row of σ per member
     assert (out / "summary.txt").read_text().strip() == table.strip()
+    # m_l, written once (dense layers on vectors: one patch each).
+    assert json.loads((out / "structure.json").read_text()) == {"m_l": dict.fromkeys(layers, 1)}
     assert "rank@0.001" in table
 
 

@@ -73,6 +73,7 @@ def run(
 
     model = models.build_model(config.model, ds.num_classes)
     m_l = structure.patch_counts(model, ds.input_shape, **config_lib.rank_selection(config))
+    results.write_structure(m_l)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     arrays = shard((ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated)
     precision = config.train.precision

@@ -1,0 +1,194 @@
+"""Figures from a results folder, laid out as in the paper; nothing is retrained.
+
+:func:`draw` reads a figure's results folder (or a plain sweep results folder) with
+:func:`lowrank.results.load_results` and draws, by ``figure.kind``:
+
+* ``curves``: a top row of average rank at ε against epoch, one line per value of the
+  varied hyperparameter; a bottom row of train (solid) and test (dashed) accuracy; one
+  column per panel (Figs. 2–13);
+* ``heatmap``: the final average rank over a pair of hyperparameters, one map per panel
+  (Fig. 1);
+* ``norm_ratios``: ‖W_{t−1}‖/‖W_t‖ per layer against epoch, one plot per panel
+  (Figs. 14–15);
+* ``spectra``: the singular values of each layer at the last saved epoch, one line per
+  batch size (Figs. 16–17);
+* ``bound``: Theorem 3.3's bound against ε beside the measured average rank (Fig. 18).
+
+Curves and heat maps can show another rank measure than the ε-rank (``measure``: the
+stable, entropy or numerical rank; :data:`RANK_MEASURES`). Lines are the mean over seeds
+with ± one standard deviation shaded. Matplotlib is used through its object API (no
+pyplot state), so drawing is safe in tests and scripts.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from lowrank.analysis.series import series
+from lowrank.figures.layer_plots import plot_bound, plot_norm_ratios, plot_spectra
+from lowrank.figures.spec import KINDS
+from lowrank.figures.style import (
+    CMAP,
+    band,
+    colors,
+    rank_measure,
+    save_png,
+    suptitle,
+    title_of,
+)
+from lowrank.results import SYMBOLS, FigureResults, PanelResults, load_results, setting_label
+
+
+def plot_curves(
+    results: FigureResults, epsilon: float | None = None, measure: str = "epsilon"
+) -> Figure:
+    """Average rank (top row) and train/test accuracy (bottom row), one column per panel.
+
+    ``measure`` picks the rank of the top row (:data:`RANK_MEASURES`; the ε-rank at
+    ``epsilon``, default the figure's ε).
+    """
+    eps = results.epsilon if epsilon is None else epsilon
+    key, label = rank_measure(measure, eps, axis=True)
+    n = len(results.panels)
+    fig = Figure(figsize=(3.4 * n + 0.6, 5.6), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False, sharex="col")
+    for j, p in enumerate(results.panels):
+        ranks = series(p, key)
+        line_colors = colors(len(ranks))
+        top, bottom = axes[0, j], axes[1, j]
+        for s, c in zip(ranks, line_colors, strict=True):
+            band(top, s, c, setting_label(p.vary, s.setting))
+        for split, style in (("train_accuracy", "-"), ("test_accuracy", "--")):
+            for s, c in zip(series(p, split), line_colors, strict=False):
+                band(bottom, s, c, None, style)
+        top.set_title(p.label, fontsize=10)
+        top.set_ylabel(label if j == 0 else "")
+        bottom.set_ylabel("accuracy (train —, test - -)" if j == 0 else "")
+        bottom.set_xlabel("epoch")
+        top.legend(fontsize=7, loc="best")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+    suptitle(fig, title_of(results))
+    return fig
+
+
+def _final_grid(p: PanelResults, key: str) -> tuple[list[Any], list[Any], np.ndarray, np.ndarray]:
+    """Final ``key`` over the panel's two varied fields: x values, y values, mean, std."""
+    hx, hy = p.vary
+    finals = p.final(key)
+    cells: dict[tuple[Any, Any], list[float]] = {}
+    for mid, v in finals.items():
+        m = p.member(mid)
+        cells.setdefault((m[hx], m[hy]), []).append(v)
+    xs = sorted({k[0] for k in cells})
+    ys = sorted({k[1] for k in cells})
+    mean = np.full((len(ys), len(xs)), np.nan)
+    std = np.full_like(mean, np.nan)
+    for (x, y), vals in cells.items():
+        a = np.asarray(vals, float)
+        if np.isfinite(a).any():
+            mean[ys.index(y), xs.index(x)] = np.nanmean(a)
+            std[ys.index(y), xs.index(x)] = np.nanstd(a)
+    return xs, ys, mean, std
+
+
+def plot_heatmaps(
+    results: FigureResults, epsilon: float | None = None, measure: str = "epsilon"
+) -> Figure:
+    """Final average rank over two hyperparameters, one heat map per panel (Fig. 1).
+
+    ``measure`` as in :func:`plot_curves`.
+    """
+    eps = results.epsilon if epsilon is None else epsilon
+    key, label = rank_measure(measure, eps, axis=True)
+    n = len(results.panels)
+    fig = Figure(figsize=(3.6 * n + 0.4, 3.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, p in zip(axes, results.panels, strict=True):
+        hx, hy = p.vary
+        xs, ys, mean, std = _final_grid(p, key)
+        im = ax.imshow(mean, origin="lower", cmap=CMAP, aspect="auto")
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
+        ax.set_xlabel(SYMBOLS[hx])
+        ax.set_ylabel(SYMBOLS[hy])
+        # Whole numbers for ranks in the tens and more; one decimal for small ones (the
+        # stable rank is often 1–10, where a whole number hides the trend).
+        digits = 1 if np.isfinite(mean).any() and np.nanmax(np.abs(mean)) < 10 else 0
+        for (i, k), v in np.ndenumerate(mean):
+            if math.isfinite(v):
+                text = (
+                    f"{v:.{digits}f}"
+                    if not math.isfinite(std[i, k]) or std[i, k] < 0.5 * 10**-digits
+                    else (f"{v:.{digits}f}\n±{std[i, k]:.{digits}f}")
+                )
+                ax.text(k, i, text, ha="center", va="center", fontsize=6, color="w")
+        ax.set_title(p.label, fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"final {label}")
+    suptitle(fig, title_of(results))
+    return fig
+
+
+def figure_for(results: FigureResults, measure: str = "epsilon") -> Figure:
+    """The figure of a results folder's kind; ``measure``: the rank of curves and heat maps.
+
+    Raises:
+      ValueError: an unknown kind or measure, or a measure other than ``"epsilon"`` for a
+        kind that plots no average rank.
+    """
+    kind = results.kind
+    if not results.panels:
+        raise FileNotFoundError(f"plots: no panel of {results.folder} has results yet.")
+    if kind == "curves":
+        return plot_curves(results, measure=measure)
+    if kind == "heatmap":
+        return plot_heatmaps(results, measure=measure)
+    if measure != "epsilon":
+        raise ValueError(
+            f"plots: a {kind!r} figure plots no average rank, so measure={measure!r} does "
+            "not apply; draw it with the default measure 'epsilon'."
+        )
+    if kind == "norm_ratios":
+        return plot_norm_ratios(results)
+    if kind == "spectra":
+        return plot_spectra(results)
+    if kind == "bound":
+        return plot_bound(results)
+    raise ValueError(f"plots: unknown figure kind {kind!r}; one of {KINDS}.")
+
+
+def draw(
+    folder: str | Path,
+    out: str | Path | None = None,
+    *,
+    dpi: int = 90,
+    measure: str = "epsilon",
+) -> Path:
+    """Draws the figure of a results folder into a PNG.
+
+    Args:
+      folder: a figure's results folder (``figure.json`` + panel folders) or a plain sweep
+        results folder (drawn as one ``curves`` panel).
+      out: the PNG path; default ``folder/figNN.png`` (``folder/figure.png`` without a
+        figure number), with ``_{measure}`` before ``.png`` for a measure other than
+        ``"epsilon"``.
+      dpi: resolution (90 keeps committed PNGs small; see :func:`save_png`).
+      measure: the rank measure of curves and heat maps (:data:`RANK_MEASURES`).
+
+    Returns:
+      The path written.
+    """
+    rank_measure(measure, 0.0)  # an unknown measure fails before the results are read
+    results = load_results(folder)
+    if out is None:
+        number = results.figure.get("number")
+        stem = f"fig{number:02d}" if number else "figure"
+        out = Path(folder) / (f"{stem}.png" if measure == "epsilon" else f"{stem}_{measure}.png")
+    save_png(figure_for(results, measure), out, dpi=dpi)
+    return Path(out)
