@@ -1,6 +1,6 @@
 """Benchmark: singular values of all 21 ResNet-18 weight matrices (issue 2).
 
-Compares, in one run and on this machine (DESIGN.md §3: ratios measured in the same run,
+Compares, in one run and on this machine (ratios measured in the same run,
 never lone absolute times):
 
 * (a) the grouped, batched JAX path ``jax.jit(jax.vmap(rank.spectra))`` on K stacked
@@ -493,7 +493,7 @@ def worker_variants(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 PROBES: dict[str, dict[str, Any]] = {
-    # The DESIGN.md §6 trial: float64 Gram + eigvalsh over all ResNet-18 groups, unchained.
+    # The trial that hung: float64 Gram + eigvalsh over all ResNet-18 groups, unchained.
     "resnet-gram-unchained-k8": {"kind": "resnet", "dec": "gram", "chain": False, "k": 8},
     "resnet-gram-unchained-k1": {"kind": "resnet", "dec": "gram", "chain": False, "k": 1},
     "resnet-gram-chained-k8": {"kind": "resnet", "dec": "gram", "chain": True, "k": 8},

@@ -1,12 +1,12 @@
 """Benchmark: sweep throughput of the training engine (issue 5).
 
 For each model, execution strategy, batch size B and member count K, builds the engine's
-real epoch function (``lowrank.sweep.epoch_function``; data on the device), runs one
+real epoch function (``lowrank.engine.epoch_function``; data on the device), runs one
 warm-up epoch (which compiles), then times whole epochs on random uint8 data of the
 model's input size. A strategy is ``<sweep.vectorize>/<train.epoch_loop>``: ``vmap/scan``
 (one compiled program per epoch over all members: ``jit(vmap(train.train_epoch))``),
 ``loop/scan`` (that program for one member, called per member), ``loop/host`` and
-``vmap/host`` (one compiled call per step). It prints, from the same run (DESIGN.md §3):
+``vmap/host`` (one compiled call per step). It prints, from the same run:
 
 * member-samples per second (K · steps · B / epoch time) and the ratio to K = 1 of the
   same strategy;
@@ -113,7 +113,7 @@ def fake_dataset(shape: tuple[int, int, int], n: int, seed: int = 0) -> types.Si
 
 
 class Group:
-    """One compile group as ``lowrank.sweep._Group`` builds it, without the results plumbing.
+    """One compile group as ``lowrank.engine.Group`` builds it, without the results plumbing.
 
     ``epoch_fn`` is the engine's own (``engine.epoch_function``) for ``strategy`` =
     ``"<sweep.vectorize>/<train.epoch_loop>"``: ``vmap/scan`` is one compiled program per
@@ -162,8 +162,8 @@ def synthetic_state(init: Callable, keys: jax.Array, hparams: train.Hparams) -> 
     Compiling ``jax.vmap(train.init_state)`` takes minutes for the conv nets on this CPU
     and does not change the throughput, so take the state's structure from
     ``jax.eval_shape`` and fill it: kernels N(0, 1/fan_in), BatchNorm scales and running
-    variances 1, everything else 0 (``train_step`` writes μ, λ, β into the optimizer state
-    itself), and the members' own keys.
+    variances 1, everything else 0, then the members' μ, λ, β into the optimizer state
+    (``optim.with_hparams``, as ``train.init_state`` does) and the members' own keys.
     """
     abstract = jax.eval_shape(init, keys, hparams)
     rng = np.random.default_rng(0)
@@ -179,7 +179,15 @@ def synthetic_state(init: Callable, keys: jax.Array, hparams: train.Hparams) -> 
         return jnp.zeros(leaf.shape, leaf.dtype)
 
     state = jax.tree_util.tree_map_with_path(fill, abstract)
-    return state.replace(rng=jnp.asarray(keys, abstract.rng.dtype).reshape(abstract.rng.shape))
+    opt_state = jax.vmap(
+        lambda o, lr, wd, mom: optim.with_hparams(
+            o, learning_rate=lr, weight_decay=wd, momentum=mom
+        )
+    )(state.opt_state, hparams.learning_rate, hparams.weight_decay, hparams.momentum)
+    return state.replace(
+        opt_state=opt_state,
+        rng=jnp.asarray(keys, abstract.rng.dtype).reshape(abstract.rng.shape),
+    )
 
 
 def model_of(name: str) -> Any:
@@ -217,11 +225,10 @@ def xla_step_flops(group: Group, name: str, b: int) -> float:
     """XLA's FLOP count of one vmapped train step at K = 1, per sample (cross-check)."""
     shape = MODELS[name][2]
     state1 = jax.tree_util.tree_map(lambda a: a[:1], group.state)
-    hp1 = jax.tree_util.tree_map(lambda a: a[:1], group.hparams)
     batch = (jnp.zeros((1, b, *shape), jnp.float32), jnp.zeros((1, b), jnp.int32))
     step = jax.vmap(functools.partial(train.train_step, model=group.model, tx=group.tx))
     try:
-        cost = jax.jit(step).lower(state1, batch, hp1).compile().cost_analysis()
+        cost = jax.jit(step).lower(state1, batch).compile().cost_analysis()
     except Exception:  # cost analysis is best effort
         return math.nan
     if isinstance(cost, list):
@@ -257,13 +264,13 @@ def time_epochs(group: Group, ds: Any, epochs: int) -> tuple[float, list[float]]
     """Compile + warm-up epoch time, and the times of ``epochs`` further epochs."""
     x, y = jax.device_put(ds.x), jax.device_put(ds.y)
     start = time.perf_counter()
-    group.state, m = group.epoch_fn(group.state, group.hparams, x, y, jnp.asarray(1))
+    group.state, m = group.epoch_fn(group.state, x, y, jnp.asarray(1))
     jax.block_until_ready(m)
     warm = time.perf_counter() - start
     times = []
     for e in range(epochs):
         start = time.perf_counter()
-        group.state, m = group.epoch_fn(group.state, group.hparams, x, y, jnp.asarray(2 + e))
+        group.state, m = group.epoch_fn(group.state, x, y, jnp.asarray(2 + e))
         jax.block_until_ready(m)
         times.append(time.perf_counter() - start)
     loss = np.asarray(m["loss"])
@@ -471,7 +478,7 @@ def profile(
             std=ds.std,
             aug_cfg=aug_cfg,
         )
-        return jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None)))
+        return jax.jit(jax.vmap(fn, in_axes=(0, None, None, None)))
 
     no_aug = augment.default_augment_config()
     no_aug.crop = no_aug.flip = no_aug.rotate = False
@@ -482,7 +489,7 @@ def profile(
 
     def fixed_batch_steps(hp: train.Hparams, state: train.TrainState) -> Any:
         def body(s: train.TrainState, i: jax.Array):
-            s, metrics = train.train_step(s, (fixed_x, fixed_y), hp, model=model, tx=tx)
+            s, metrics = train.train_step(s, (fixed_x, fixed_y), model=model, tx=tx)
             return s, metrics["loss"]
 
         return _scan_epoch(body, state, steps)(state)
@@ -512,23 +519,21 @@ def profile(
     cases: dict[str, Callable[[], Any]] = {}
     full = engine_epoch(cfg.augment)
     cases["engine train_epoch, rolled scan (unroll 1)"] = lambda: full(
-        group.state, group.hparams, x, y, jnp.asarray(1)
+        group.state, x, y, jnp.asarray(1)
     )
     unrolled = engine_epoch(cfg.augment)
     with scan_unroll(unroll):  # trace + compile here; later calls reuse the executable
-        jax.block_until_ready(unrolled(group.state, group.hparams, x, y, jnp.asarray(1)))
+        jax.block_until_ready(unrolled(group.state, x, y, jnp.asarray(1)))
     cases[f"engine, epoch scan unrolled {unroll}×"] = lambda: unrolled(
-        group.state, group.hparams, x, y, jnp.asarray(1)
+        group.state, x, y, jnp.asarray(1)
     )
     if aug:
         f_norot = engine_epoch(no_rot)
         cases["engine, crop+flip only (no rotation)"] = lambda: f_norot(
-            group.state, group.hparams, x, y, jnp.asarray(1)
+            group.state, x, y, jnp.asarray(1)
         )
         f_noaug = engine_epoch(no_aug)
-        cases["engine, no augmentation"] = lambda: f_noaug(
-            group.state, group.hparams, x, y, jnp.asarray(1)
-        )
+        cases["engine, no augmentation"] = lambda: f_noaug(group.state, x, y, jnp.asarray(1))
     f_fixed = jax.jit(jax.vmap(fixed_batch_steps))
     cases["train_step on a fixed batch (no gather/standardize/augment)"] = lambda: f_fixed(
         group.hparams, group.state

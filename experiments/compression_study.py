@@ -37,7 +37,7 @@ from ml_collections import config_flags
 
 from lowrank import compress, data, engine, io, logs, models, rank
 from lowrank import config as config_lib
-from lowrank.datasets_local import DataError
+from lowrank.data import DataError
 from lowrank.figures import layer_plots, plots
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/compression.py[:quick].")

@@ -8,13 +8,13 @@
     python experiments/figure.py --fig 6 --estimate                        # compute estimate
 
 ``--fig N`` stands for ``--config=configs/figNN.py`` (``:quick`` with ``--quick``). Each
-panel of the figure is one sweep (``lowrank.sweep.run``) into ``OUT/panel{i}/``; a panel
+panel of the figure is one sweep (``lowrank.engine.run``) into ``OUT/panel{i}/``; a panel
 whose sweep has finished is not retrained (the engine resumes an unfinished one from its
-checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.plots`` from the results
+checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
 folder alone, and ``OUT/trends.txt`` holds Prediction 4.1's Spearman correlations
-(``lowrank.figures.trends``) for the average ε-rank and, second, the average stable rank
+(``lowrank.analysis.trends``) for the average ε-rank and, second, the average stable rank
 (see ``REPORTED_MEASURES``), which ``OUT/figNN_stable.png`` plots; where the figure has
-λ = 0 members, also for each measure's decay ratio (``lowrank.figures.decay_trends``: a
+λ = 0 members, also for each measure's decay ratio (``lowrank.analysis.trends.decay_trends``: a
 run's final value over its λ = 0 control's). ``--publish DIR`` copies the small files
 (PNGs, tables, ``figure.json``) into ``DIR`` (``experiments/results/figNN`` for committed
 results).
@@ -40,7 +40,7 @@ from ml_collections import config_flags
 from lowrank import engine, figures, io, logs
 from lowrank.analysis import trends as trend_lib
 from lowrank.config import ConfigError
-from lowrank.datasets_local import DataError
+from lowrank.data import DataError
 from lowrank.figures import plots
 from lowrank.results import load_results
 

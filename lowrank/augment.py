@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.scipy.ndimage import map_coordinates
 
-from lowrank.datasets_local import DataConfigError
+from lowrank.data.errors import DataConfigError
 
 _SNAP = 1e-6  # trig values this close to 0/±1 are made exact
 _ROUND = 1e-4  # sampling coordinates this close to an integer are made integer

@@ -64,9 +64,9 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.sweep.batch_sizes = (16,)  # B
     # How a compile group's members run: "vmap" (one program over all members, sharded over
     # the devices), "loop" (the one-member program called for each member in turn, on one
-    # device) or "auto" (loop on a single CPU device, where it measured 1.1-2.4x faster
-    # for the MLP and ~10x for conv nets, whose vmapped convolutions become slow grouped
-    # convolutions; vmap on GPUs and several devices).
+    # device) or "auto" (loop on a single CPU device, where XLA:CPU runs the members'
+    # batched matmuls and the grouped convolutions vmap makes slower than one member at a
+    # time, benchmarks/README.md; vmap on GPUs and several devices).
     c.sweep.vectorize = "auto"
 
     c.checkpoint = ml_collections.ConfigDict()

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 # jaxlib's batched LAPACK kernels (the rank SVDs) already spread a batch over XLA's
-# threads; OpenBLAS threads nested in them ran 5-50x slower on a busy 2-core CPU
+# threads; OpenBLAS threads nested in them run much slower on a busy CPU
 # (benchmarks/README.md). Set before NumPy, SciPy or JAX load OpenBLAS; a user's value wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -23,7 +23,7 @@ from ml_collections import config_flags
 from lowrank import engine, logs
 from lowrank.checkpoint import WorkdirConfigError
 from lowrank.config import ConfigError
-from lowrank.datasets_local import DataError
+from lowrank.data import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (get_config).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Results folder (created).")

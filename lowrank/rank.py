@@ -4,7 +4,7 @@ Pure JAX: every function works under ``jax.jit`` and under ``jax.vmap`` over a l
 members axis (a sweep of models). Parameters may be Flax linen ``params`` dicts, Flax NNX
 states, equinox-style dataclass pytrees or plain nested dicts.
 
-Conventions (DESIGN.md §1):
+Conventions (the paper's, §4):
 
 * A *path* is the pytree key path joined by ``/``, e.g. ``"layer1_0/conv1/kernel"``.
   A trailing NNX ``.value`` is dropped.
@@ -231,7 +231,7 @@ def _group_by_shape(matrices: Mapping[str, Array]) -> dict[tuple[int, ...], list
 def _svdvals_stack(stack: Array, method: str) -> Array:
     """σ of a stack ``(n, rows, cols)`` in descending order, one batched call."""
     if method == "svd":
-        # σ(M) = σ(Mᵀ); LAPACK's tall path (QR first) is ~1.6× faster than its wide path
+        # σ(M) = σ(Mᵀ); LAPACK's tall path (QR first) is faster than its wide path
         # (benchmarks/README.md), so decompose wide matrices transposed.
         if stack.shape[-2] < stack.shape[-1]:
             stack = jnp.swapaxes(stack, -1, -2)

@@ -43,7 +43,7 @@ def test_default_config_through_the_cli(tmp_path):
     assert (workdir / "summary.txt").exists()
     # The terminal: no library INFO lines (absl's "I1201 ..." from Orbax), and a plot.
     assert not re.search(r"^I\d{4} ", out.stdout + out.stderr, re.MULTILINE), out.stderr[-2000:]
-    assert "INFO lowrank.data: Loaded fashion_mnist" in out.stderr
+    assert "INFO lowrank.data.load: Loaded fashion_mnist" in out.stderr
     assert out.stdout.rstrip().splitlines()[-1] == f"plot: {workdir / 'ranks.png'}"
     assert (workdir / "ranks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""Tests of lowrank.data, lowrank.datasets_local and lowrank.datasets_tfds."""
+"""Tests of lowrank.data: the config, loading, the file readers and the TFDS route."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from lowrank import data
-from lowrank import datasets_local as dl
+from lowrank.data import files as dl
+from lowrank.data import sources
 
-DEBIAN = Path(dl.DEBIAN_FASHION_MNIST_DIR)
+DEBIAN = Path(sources.DEBIAN_FASHION_MNIST_DIR)
 HAVE_DEBIAN = (DEBIAN / "train-images-idx3-ubyte.gz").is_file()
 needs_debian = pytest.mark.skipif(
     not HAVE_DEBIAN,
@@ -29,7 +30,7 @@ needs_debian = pytest.mark.skipif(
     "(sudo apt-get install dataset-fashion-mnist)",
 )
 
-# DESIGN.md §6 (train) and the published values for the test files (torchvision's raw_data).
+# torchvision's values (train) and the published values for the test files (torchvision's raw_data).
 FASHION_RAW_MD5 = {
     "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
     "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -79,7 +80,7 @@ def write_idx_set(folder: Path, n_train=12, n_test=5, gz=True, seed=0) -> dl.Arr
         rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         rng.integers(0, 10, n_test).astype(np.uint8),
     )
-    names = [*dl.IDX_FILES["train"], *dl.IDX_FILES["test"]]
+    names = [*sources.IDX_FILES["train"], *sources.IDX_FILES["test"]]
     order = (0, 1, 2, 3)
     folder.mkdir(parents=True, exist_ok=True)
     for i, name in zip(order, names, strict=True):
@@ -102,24 +103,24 @@ def cifar_batch(n: int, rng: np.random.Generator, bytes_keys: bool) -> tuple[dic
 def write_cifar(folder: Path, as_tarball: bool, bytes_keys: bool = True, drop: str | None = None):
     rng = np.random.default_rng(1)
     batches, images, labels = {}, {}, {}
-    for b in (*dl.CIFAR10_TRAIN_BATCHES, "test_batch"):
+    for b in (*sources.CIFAR10_TRAIN_BATCHES, "test_batch"):
         d, x = cifar_batch(3, rng, bytes_keys)
         batches[b], images[b] = pickle.dumps(d, protocol=2), x
         labels[b] = np.asarray(d[b"labels" if bytes_keys else "labels"], np.int32)
     folder.mkdir(parents=True, exist_ok=True)
     if as_tarball:
-        with tarfile.open(folder / dl.CIFAR10_TARBALL, "w:gz") as tar:
+        with tarfile.open(folder / sources.CIFAR10_TARBALL, "w:gz") as tar:
             for b, payload in batches.items():
                 if b == drop:
                     continue
-                info = tarfile.TarInfo(f"{dl.CIFAR10_FOLDER}/{b}")
+                info = tarfile.TarInfo(f"{sources.CIFAR10_FOLDER}/{b}")
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
     else:
-        (folder / dl.CIFAR10_FOLDER).mkdir()
+        (folder / sources.CIFAR10_FOLDER).mkdir()
         for b, payload in batches.items():
-            (folder / dl.CIFAR10_FOLDER / b).write_bytes(payload)
-    train = dl.CIFAR10_TRAIN_BATCHES
+            (folder / sources.CIFAR10_FOLDER / b).write_bytes(payload)
+    train = sources.CIFAR10_TRAIN_BATCHES
     return (
         np.concatenate([images[b] for b in train]),
         np.concatenate([labels[b] for b in train]),
@@ -159,7 +160,7 @@ def test_fashion_mnist_debian_raw_md5s():
     for base, expected in FASHION_RAW_MD5.items():
         raw = gzip.decompress((DEBIAN / f"{base}.gz").read_bytes())
         assert hashlib.md5(raw).hexdigest() == expected, base
-        assert dl.KNOWN_MD5["fashion_mnist"][base] == expected
+        assert sources.KNOWN_MD5["fashion_mnist"][base] == expected
 
 
 @needs_debian
@@ -407,7 +408,7 @@ def test_error_missing_local_files(tmp_path):
 
 
 def test_error_missing_debian_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.setattr("lowrank.data.load.DEBIAN_FASHION_MNIST_DIR", str(tmp_path))
     with pytest.raises(data.DataNotFoundError) as e:
         data.load_dataset(cfg_for("fashion_mnist", source="debian"))
     msg = str(e.value)
@@ -420,7 +421,7 @@ def test_error_missing_debian_files(tmp_path, monkeypatch):
 def test_offline_fails_fast_with_the_three_ways(tmp_path, monkeypatch, offline):
     """Offline, an unprepared TFDS dataset with download allowed fails at once."""
     pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr("lowrank.data.load.DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "none"))
     cfg = cfg_for("fashion_mnist", data_dir=str(tmp_path / "tfds"), download=True)
     start = time.monotonic()
     with pytest.raises(data.DataNotFoundError) as e:
@@ -438,7 +439,7 @@ def test_offline_fails_fast_with_the_three_ways(tmp_path, monkeypatch, offline):
 
 
 def test_tfds_data_dir_honours_env(monkeypatch, tmp_path):
-    from lowrank import datasets_tfds
+    from lowrank.data import tfds as datasets_tfds
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     assert datasets_tfds.default_data_dir(None) == str(tmp_path)
@@ -447,7 +448,7 @@ def test_tfds_data_dir_honours_env(monkeypatch, tmp_path):
 
 def test_error_tfds_offline_preparation_checks_files(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    from lowrank import datasets_tfds
+    from lowrank.data import tfds as datasets_tfds
 
     with pytest.raises(data.DataNotFoundError, match=r"cifar-10-binary\.tar\.gz"):
         datasets_tfds.prepare_from_local("cifar10", tmp_path, str(tmp_path / "tfds"))
@@ -490,7 +491,7 @@ def test_error_idx_sizes(tmp_path, monkeypatch):
     # Without MD5 checks, a non-canonical size is still refused when verify is on ...
     folder = tmp_path / "mnist"
     write_idx_set(folder)
-    monkeypatch.setitem(dl.KNOWN_MD5, "mnist", {})
+    monkeypatch.setitem(sources.KNOWN_MD5, "mnist", {})
     with pytest.raises(
         data.CorruptDataError, match=r"shape \(12, 28, 28, 1\), expected \(60000, 28"
     ):
@@ -517,7 +518,7 @@ def test_error_corrupt_cifar_and_svhn(tmp_path):
     with pytest.raises(data.CorruptDataError, match="c99cafc152244af753f735de768cd75f"):
         dl.read_cifar10(tmp_path / "b")
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / dl.CIFAR10_TARBALL).write_bytes(b"not a tarball")
+    (tmp_path / "c" / sources.CIFAR10_TARBALL).write_bytes(b"not a tarball")
     with pytest.raises(data.CorruptDataError, match=r"not a readable tar\.gz archive"):
         dl.read_cifar10(tmp_path / "c")
     write_svhn(tmp_path / "d", x_shape=(28, 28, 1, 12))

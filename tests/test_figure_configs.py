@@ -13,7 +13,7 @@ from lowrank.config import ConfigError, base_config
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 NUMBERS = range(1, 19)
 
-# The paper's panels per figure (DESIGN.md §1) and what the lines vary.
+# The paper's panels per figure (the paper's figures) and what the lines vary.
 PANELS = {1: 4, 2: 3, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 3, 9: 3, 10: 3, 11: 3, 12: 3,
           13: 3, 14: 4, 15: 4, 16: 1, 17: 1, 18: 1}  # fmt: skip
 MODELS = {1: "resnet18", 2: "resnet18", 3: "resnet18", 4: "resnet18", 5: "mlp_bn",

@@ -129,7 +129,7 @@ class Panel:
     label: str
     vary: tuple[str, ...]
     values: dict[str, Any]  # the fields the panel sets
-    config: ml_collections.ConfigDict  # a run config for lowrank.sweep.run
+    config: ml_collections.ConfigDict  # a run config for lowrank.engine.run
 
 
 def panel_configs(config: ml_collections.ConfigDict) -> list[Panel]:

@@ -80,7 +80,7 @@ def default_model_config(name: str) -> ml_collections.ConfigDict:
         c.depth = 5  # L: number of residual blocks z + σ(bn2(W2 σ(bn1(W1 z))))
     elif name in ("vgg16", "resnet18"):
         c.width = 64  # base width: VGG-16 64-128-256-512-512, ResNet-18 64-128-256-512
-    else:
+    elif name == "vit":
         c.width = 512  # hidden dimension d of the tokens (divisible by num_heads)
         c.patch_size = 4  # side of the square patches (must divide the image size)
         c.num_heads = 8  # attention heads per block

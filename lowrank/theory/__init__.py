@@ -5,7 +5,7 @@ Every function works on single matrices and on the ``{path: matrix}`` dicts of
 ``lowrank.rank.weight_matrices`` (any pytree: the coefficients are shared by all leaves).
 Notation: ``g_t = ∇L_{S_t}(W_t)`` is the *data* gradient of step t (mean loss over the
 minibatch, without the decay term); ``μ_t`` the learning rate applied at step t (μ times
-the schedule multiplier); λ the paper's λ (the optimizer adds ``2λW``, DESIGN.md §1).
+the schedule multiplier); λ the paper's λ (the optimizer adds ``2λW``, ``lowrank.optim``).
 
 Plain SGD (``lowrank.optim`` with momentum 0)
 --------------------------------------------

@@ -103,7 +103,7 @@ def lemma32(w_end: Any, tail: Any, k: Any, norm: str = "frobenius") -> dict[str,
     tail = jnp.asarray(tail)
     if norm == "spectral":
         # Make the second SVD wait for the first (fmin(min σ, 0) = 0): two LAPACK calls
-        # running at once can deadlock XLA's CPU pool (DESIGN.md §6, lowrank.rank).
+        # running at once can deadlock XLA's CPU pool (see lowrank.rank.spectra_of).
         tail = tail + jnp.fmin(jnp.min(sv), 0).astype(tail.dtype)
     return {
         "distance": nearest_low_rank_distance(sv / scale, k, norm),

@@ -12,7 +12,7 @@ builder with ``DownloadConfig(manual_dir=folder)``: its download manager takes f
 ``manual_dir`` by the file names TFDS records. The only obstacle is the checksum: Debian
 recompressed the ``.gz`` files, so their SHA-256 differs from TFDS's record although the
 content is byte-identical. We therefore verify the raw content ourselves (the MD5s of the
-canonical decompressed files, `datasets_local.KNOWN_MD5`), and only then run the builder as
+canonical decompressed files, `lowrank.data.sources.KNOWN_MD5`), and only then run the builder as
 an unregistered subclass whose expected checksums are those of the verified local files.
 No installed file is modified, nothing is registered globally, nothing touches the network,
 and the prepared dataset lands in ``data_dir/<name>/<version>`` exactly where
@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from lowrank import datasets_local as dl
+from lowrank.data import files, sources
+from lowrank.data.errors import CorruptDataError, DataConfigError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def import_tfds() -> Any:
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise dl.DataNotFoundError(
+        raise DataNotFoundError(
             f"TensorFlow Datasets is not importable ({e}); install it with "
             "`pip install tensorflow-datasets tensorflow-cpu`, or use data.source='local'."
         ) from e
@@ -153,17 +154,17 @@ def download_and_prepare(name: str, data_dir: str | None) -> None:
 def _verify_raw_content(name: str, path: Path) -> None:
     # The MD5s we know are of the raw (decompressed) canonical files.
     base = path.name[:-3] if path.name.endswith(".gz") else path.name
-    expected = dl.KNOWN_MD5.get(name, {}).get(base)
+    expected = sources.KNOWN_MD5.get(name, {}).get(base)
     if expected is None:
-        raise dl.CorruptDataError(
+        raise CorruptDataError(
             f"{path}: its SHA-256 differs from the one TFDS records and no checksum of its raw "
             "content is known to verify it instead; use the original file (or "
             "--config.data.verify=False to accept it unverified)."
         )
     data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-    got = dl.md5_hex(data)
+    got = files.md5_hex(data)
     if got != expected:
-        raise dl.CorruptDataError(
+        raise CorruptDataError(
             f"{path}: the raw content has MD5 {got}, expected {expected} (the canonical "
             "release); download it again."
         )
@@ -192,11 +193,11 @@ def prepare_from_local(
     base_cls = tfds.builder_cls(name)
     expected_infos = dict(base_cls.url_infos or {})
     if not expected_infos:
-        raise dl.DataConfigError(f"TFDS records no source files for {name!r}.")
+        raise DataConfigError(f"TFDS records no source files for {name!r}.")
     local_infos = {}
     missing = [i.filename for i in expected_infos.values() if not (folder / i.filename).is_file()]
     if missing:
-        raise dl.DataNotFoundError(
+        raise DataNotFoundError(
             f"{name}: cannot prepare TFDS offline: missing {', '.join(missing)} in {folder}."
         )
     for url, info in expected_infos.items():
@@ -255,16 +256,16 @@ def restore_source_order(
     y = np.empty_like(labels)
     x[order] = images
     y[order] = labels
-    image_file, label_file = dl.IDX_FILES[split]
-    known = dl.KNOWN_MD5[name]
-    if dl.md5_hex(_idx_bytes(y.astype(np.uint8))) != known[label_file]:
+    image_file, label_file = sources.IDX_FILES[split]
+    known = sources.KNOWN_MD5[name]
+    if files.md5_hex(_idx_bytes(y.astype(np.uint8))) != known[label_file]:
         return None
-    if dl.md5_hex(_idx_bytes(x[..., 0])) != known[image_file]:
+    if files.md5_hex(_idx_bytes(x[..., 0])) != known[image_file]:
         return None
     return x, y
 
 
-def load_arrays(name: str, data_dir: str | None, restore_order: bool = True) -> dl.Arrays:
+def load_arrays(name: str, data_dir: str | None, restore_order: bool = True) -> files.Arrays:
     """Loads the train and test splits of a prepared TFDS dataset as host arrays.
 
     Args:
