@@ -204,7 +204,7 @@ def residuals(window: theory.Window, w_end: dict, lam: float, beta: float,
 
 
 def host_norm(m: np.ndarray, norm: str) -> float:
-    """Frobenius or spectral norm on the host (no LAPACK inside XLA: see lowrank.rank.spectra_of)."""
+    """Frobenius or spectral norm on the host (no LAPACK inside XLA: rank.spectra_of)."""
     if norm == "frobenius":
         return float(np.linalg.norm(np.asarray(m, np.float64)))
     return float(rank.host_singular_values(m)[0])
