@@ -137,6 +137,8 @@ def report(out: Path) -> str:
         for measure in REPORTED_MEASURES:
             if measure != "epsilon":
                 plots.draw(out, measure=measure)
+        if any("horizon" in r for p in results.panels for r in p.records):
+            plots.draw(out, against="horizon")  # figNN_horizon.png
         found, sections = {}, []  # the plain trends of every measure, then the decay ratios
         found_decay, decay_sections = {}, []
         for measure, caveat in REPORTED_MEASURES.items():

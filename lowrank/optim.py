@@ -69,6 +69,19 @@ def lr_multiplier(
     return multiplier
 
 
+def multiplier_sum(
+    schedule: str, milestones: Sequence[int], factor: float, steps_per_epoch: int, epochs: int
+) -> float:
+    """``Σ_t multiplier(t)`` over the first ``epochs`` epochs' steps, in Python floats (the
+    multiplier changes only at epoch boundaries): ``μ`` times it is ``Σ_t μ_t``."""
+    if schedule == "constant":
+        return float(steps_per_epoch * epochs)
+    return float(
+        steps_per_epoch
+        * sum(float(factor) ** sum(e >= m for m in milestones) for e in range(epochs))
+    )
+
+
 def decay_mask(kind: str) -> Callable[[Any], Any] | None:
     """Which leaves get weight decay: ``None`` (all) or a mask of leaves named ``kernel``."""
     if kind == "all":

@@ -52,6 +52,7 @@ def _write_panel(
         for m in members:
             r = {"member": m["id"], **{k: m[k] for k in m if k not in ("id",)}, "epoch": e}
             r["lr_now"] = m["learning_rate"]
+            r["horizon"] = 2 * m["weight_decay"] * m["learning_rate"] * 100 * e
             for eps in epsilons:
                 r[f"avg_rank@{eps:g}"] = rank_of(m, e) - 2 * eps
             r["avg_stable_rank"] = stable_rank_of(m, e)
@@ -136,6 +137,25 @@ def test_curves_layout_and_png(tmp_path):
     assert len(top[0].collections) == 3
     png = plots.draw(folder)
     assert png == folder / "fig06.png" and png.stat().st_size > 5000
+
+
+def test_rank_against_horizon(tmp_path):
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels((4, 8)))
+    results = load_results(folder)
+    fig = plots.plot_rank_vs_horizon(results)
+    assert len(fig.axes) == 4  # rank and accuracy rows × 2 panels
+    top = fig.axes[0]
+    # One line per member (3 λ × 3 seeds), x = each record's horizon, y = its ε-rank.
+    assert len(top.get_lines()) == 9 + 1  # and the h = ln(1/ε) marker
+    p = results.panels[0]
+    member = p.member_records()[min(p.member_records())]
+    line = next(ln for ln in top.get_lines() if len(ln.get_xdata()) == len(member))
+    assert list(line.get_xdata()) == [r["horizon"] for r in member]
+    assert [t.get_text() for t in top.get_legend().get_texts()] == ["λ=0", "λ=0.001", "λ=0.01"]
+    png = plots.draw(folder, against="horizon")
+    assert png == folder / "fig06_horizon.png" and png.stat().st_size > 5000
+    with pytest.raises(ValueError, match="against='time'"):
+        plots.draw(folder, against="time")
 
 
 def test_other_rank_measures_are_drawn_from_their_own_metric(tmp_path):
@@ -364,7 +384,7 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     assert [p["label"] for p in manifest["panels"]] == ["B=128"]
     script.publish(out, tmp_path / "pub")
     published = {f.name for f in (tmp_path / "pub").iterdir()}
-    assert published >= {"fig06.png", "fig06_stable.png", "trends.txt"}
+    assert published >= {"fig06.png", "fig06_stable.png", "fig06_horizon.png", "trends.txt"}
     # A finished panel is not retrained.
     before = (out / "panel0" / "metrics.jsonl").stat().st_mtime
     script.run_panels(c, out, None, progress=False, restart=False)

@@ -28,6 +28,15 @@ def theorem33_bounds(
     return out
 
 
+def stub_record(m: Member, epoch: int, *, multiplier_sum: float, decoupled: bool) -> dict:
+    """What every record of member ``m`` at ``epoch`` holds: who, when, and the forgetting
+    horizon ``h`` reached (``lowrank.theory.horizon``)."""
+    r: dict[str, Any] = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
+    lr_sum = m.learning_rate * multiplier_sum
+    r["horizon"] = theory.horizon(lr_sum, m.weight_decay, m.momentum, decoupled)
+    return r
+
+
 def member_record(
     m: Member,
     k: int,
@@ -35,16 +44,20 @@ def member_record(
     host: dict[str, Any],
     *,
     lr_multiplier: float,
+    multiplier_sum: float,
+    decoupled: bool,
     m_l: dict[str, int],
     epsilons: tuple[float, ...],
     previous_norms: dict[int, dict[str, float]],
 ) -> dict[str, Any]:
     """Member ``m``'s record for this epoch, from row ``k`` of the host copy of the metrics.
 
-    ``lr_multiplier``: the schedule's multiplier of μ at this epoch's end. Updates
-    ``previous_norms[m.id]`` (the norm ratios of the next epoch divide by it).
+    ``lr_multiplier``: the schedule's multiplier of μ at this epoch's end;
+    ``multiplier_sum``: the multipliers summed over the steps so far (``μ`` times it is
+    ``Σ_t μ_t``, which gives the forgetting horizon). Updates ``previous_norms[m.id]`` (the
+    norm ratios of the next epoch divide by it).
     """
-    r: dict[str, Any] = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
+    r = stub_record(m, epoch, multiplier_sum=multiplier_sum, decoupled=decoupled)
     r["lr_now"] = m.learning_rate * lr_multiplier
     if "run" in host:
         for name, v in host["run"].items():
@@ -90,8 +103,14 @@ def divergence(host: dict[str, Any], k: int) -> str | None:
     return None
 
 
+def _horizon_cell(h: float | None) -> str:
+    """The forgetting horizon for the table: 3 significant digits, 0 as "0"."""
+    return "-" if h is None else f"{h:.3g}"
+
+
 def summary(records: list[dict[str, Any]], epsilon: float) -> str:
-    """Final average rank and accuracy per setting, mean ± std over seeds; diverged listed."""
+    """Final average rank and accuracy per setting, mean ± std over seeds, with the
+    forgetting horizon h reached (the same for every seed); diverged members listed."""
     key = f"avg_rank@{epsilon:g}"
     final: dict[int, dict[str, Any]] = {}
     first: dict[int, dict[str, Any]] = {}
@@ -122,13 +141,14 @@ def summary(records: list[dict[str, Any]], epsilon: float) -> str:
                 beta,
                 len(ids),
                 final[ids[0]]["epoch"],
+                _horizon_cell(final[ids[0]].get("horizon")),
                 ms([first[i][key] for i in ids]),
                 ms([final[i][key] for i in ids]),
                 ms([final[i].get("train_accuracy", math.nan) for i in ids]),
                 ms([final[i].get("test_accuracy", math.nan) for i in ids]),
             ]
         )
-    header = ["B", "mu", "lambda", "beta", "seeds", "epoch", f"rank0@{epsilon:g}",
+    header = ["B", "mu", "lambda", "beta", "seeds", "epoch", "h", f"rank0@{epsilon:g}",
               f"rank@{epsilon:g}", "train acc", "test acc"]  # fmt: skip
     table = io.format_table(header, rows) if rows else "(no member finished)"
     if reasons:

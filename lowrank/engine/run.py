@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from lowrank import checkpoint, data, models
+from lowrank import checkpoint, data, models, optim
 from lowrank import config as config_lib
 from lowrank.analysis import theory_checks
 from lowrank.engine import records as records_lib
@@ -169,17 +169,24 @@ def _run_epoch(config, group, epoch, arrays, m_l, previous_norms, results) -> li
     host = _device_epoch(config, group, epoch, arrays)
     epsilons = tuple(float(e) for e in config.rank.epsilons)
     lr_multiplier = float(group.multiplier(jnp.asarray(epoch * group.steps)))
+    o = config.optim
+    schedule = {
+        "multiplier_sum": optim.multiplier_sum(
+            o.schedule, o.milestones, o.factor, group.steps, epoch
+        ),
+        "decoupled": bool(o.decoupled),
+    }
     roster = group.roster
     records, newly = [], {}
     for i, m in enumerate(group.members):
         if m.id in roster.diverged:
-            r = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
+            r = records_lib.stub_record(m, epoch, **schedule)
             records.append({**r, "diverged": True, "reason": roster.diverged[m.id]})
             continue
         k = roster.row_of(i)
         r = records_lib.member_record(
             m, k, epoch, host, lr_multiplier=lr_multiplier, m_l=m_l, epsilons=epsilons,
-            previous_norms=previous_norms,
+            previous_norms=previous_norms, **schedule,
         )  # fmt: skip
         why = records_lib.divergence(host, k)
         if why:

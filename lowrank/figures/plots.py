@@ -135,6 +135,55 @@ def plot_heatmaps(
     return fig
 
 
+def plot_rank_vs_horizon(results: FigureResults, measure: str = "epsilon") -> Figure:
+    """Every member's average rank (top) and test accuracy (bottom) against its forgetting
+    horizon h = 2λΣμ_t (``lowrank.theory.horizon``), one column per panel, coloured by the
+    panel's first varied hyperparameter; the dotted line is h = ln(1/ε).
+
+    If the paper's mechanism is the whole story, the members of a panel (fixed B) fall
+    onto one curve whatever their μ and λ; B shifts it (Lemma 3.1's B·m_l). λ = 0 members
+    stay at h = 0 (the symmetric-log axis shows them).
+    """
+    if not any("horizon" in r for p in results.panels for r in p.records):
+        raise ValueError(
+            f"plots: the records in {results.folder} have no 'horizon' (they predate it); "
+            "rerun the sweep to get it."
+        )
+    eps = results.epsilon
+    key, label = rank_measure(measure, eps, axis=True)
+    n = len(results.panels)
+    fig = Figure(figsize=(3.6 * n + 0.6, 5.6), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False, sharex="col")
+    for j, p in enumerate(results.panels):
+        hue = p.vary[0]
+        values = sorted({r[hue] for r in p.records})
+        shade = dict(zip(values, colors(len(values)), strict=True))
+        labelled: set = set()
+        for rs in p.member_records().values():
+            rs = [r for r in rs if "horizon" in r and key in r and not r.get("diverged")]
+            if not rs:
+                continue
+            v = rs[0][hue]
+            name = None if v in labelled else setting_label((hue,), (v,))
+            labelled.add(v)
+            h = [r["horizon"] for r in rs]
+            axes[0, j].plot(h, [r[key] for r in rs], "-o", ms=2, lw=1, color=shade[v], label=name)
+            acc = [r.get("test_accuracy", math.nan) for r in rs]
+            axes[1, j].plot(h, acc, "-o", ms=2, lw=1, color=shade[v])
+        for ax in axes[:, j]:
+            ax.set_xscale("symlog", linthresh=0.1)
+            ax.axvline(math.log(1 / eps), color="k", ls=":", lw=1)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+        axes[0, j].set_title(p.label, fontsize=10)
+        axes[0, j].set_ylabel(label if j == 0 else "")
+        axes[1, j].set_ylabel("test accuracy" if j == 0 else "")
+        axes[1, j].set_xlabel("forgetting horizon h = 2λΣμ_t")
+        axes[0, j].legend(fontsize=7, loc="best")
+    suptitle(fig, f"{title_of(results)}: rank against the forgetting horizon (dotted: h = ln 1/ε)")
+    return fig
+
+
 def figure_for(results: FigureResults, measure: str = "epsilon") -> Figure:
     """The figure of a results folder's kind; ``measure``: the rank of curves and heat maps.
 
@@ -169,6 +218,7 @@ def draw(
     *,
     dpi: int = 90,
     measure: str = "epsilon",
+    against: str = "epoch",
 ) -> Path:
     """Draws the figure of a results folder into a PNG.
 
@@ -180,15 +230,27 @@ def draw(
         ``"epsilon"``.
       dpi: resolution (90 keeps committed PNGs small; see :func:`save_png`).
       measure: the rank measure of curves and heat maps (:data:`RANK_MEASURES`).
+      against: ``"epoch"`` (the figure of the folder's kind) or ``"horizon"``
+        (:func:`plot_rank_vs_horizon`, any folder; ``_horizon`` before ``.png``).
 
     Returns:
       The path written.
     """
     rank_measure(measure, 0.0)  # an unknown measure fails before the results are read
+    if against not in ("epoch", "horizon"):
+        raise ValueError(f"plots: against={against!r}; use 'epoch' or 'horizon'.")
     results = load_results(folder)
     if out is None:
         number = results.figure.get("number")
         stem = f"fig{number:02d}" if number else "figure"
-        out = Path(folder) / (f"{stem}.png" if measure == "epsilon" else f"{stem}_{measure}.png")
-    save_png(figure_for(results, measure), out, dpi=dpi)
+        suffix = "" if measure == "epsilon" else f"_{measure}"
+        suffix += "_horizon" if against == "horizon" else ""
+        out = Path(folder) / f"{stem}{suffix}.png"
+    if against == "horizon":
+        if not results.panels:
+            raise FileNotFoundError(f"plots: no panel of {folder} has results yet.")
+        fig = plot_rank_vs_horizon(results, measure)
+    else:
+        fig = figure_for(results, measure)
+    save_png(fig, out, dpi=dpi)
     return Path(out)

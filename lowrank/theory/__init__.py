@@ -1,5 +1,6 @@
 """The paper's theory (§3) as functions: decay factors, the forgetting decomposition,
-Lemma 3.1 ranks, Lemma 3.2 distances and bounds, Theorem 3.3 rank bounds.
+the forgetting horizon (:mod:`~lowrank.theory.horizon`), Lemma 3.1 ranks, Lemma 3.2
+distances and bounds, Theorem 3.3 rank bounds.
 
 Every function works on single matrices and on the ``{path: matrix}`` dicts of
 ``lowrank.rank.weight_matrices`` (any pytree: the coefficients are shared by all leaves).
@@ -104,6 +105,7 @@ from lowrank.theory.decomposition import (
     momentum_transition,
     sgd_coefficients,
 )
+from lowrank.theory.horizon import horizon, horizon_needed, horizon_rate
 
 __all__ = [
     "NORMS",
@@ -115,6 +117,9 @@ __all__ = [
     "decompose_window",
     "forgetting_decomposition",
     "gradient_rank_bounds",
+    "horizon",
+    "horizon_needed",
+    "horizon_rate",
     "identity_residual",
     "lemma32",
     "lemma32_bound",
