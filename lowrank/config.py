@@ -46,6 +46,7 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.train.epochs = 500  # paper: 500 (ViT 200)
     c.train.eval_batch_size = 1000  # examples per evaluation step (memory, not results)
     c.train.eval_train = True  # also evaluate the training split each epoch (eval mode)
+    c.train.eval_every = 1  # evaluate every this many epochs (and at the last one)
     # Matrix-multiply precision (jax.default_matmul_precision): "default" lets GPUs use
     # TF32; "highest" forces full float32.
     c.train.precision = "default"
@@ -171,6 +172,10 @@ def _train_section(t: ml_collections.ConfigDict) -> list[str]:
     check(
         isinstance(t.eval_batch_size, int) and t.eval_batch_size >= 1,
         f"train.eval_batch_size={t.eval_batch_size!r}: must be an integer ≥ 1.",
+    )
+    check(
+        isinstance(t.eval_every, int) and t.eval_every >= 1,
+        f"train.eval_every={t.eval_every!r}: must be an integer ≥ 1.",
     )
     check(
         t.precision in PRECISIONS, f"train.precision={t.precision!r}: choose one of {PRECISIONS}."

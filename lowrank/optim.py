@@ -16,6 +16,7 @@ velocity. Without momentum both are the same step.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ def lr_multiplier(
     update's dtype).
     """
     if schedule == "constant":
-        return lambda step: jnp.ones((), jnp.result_type(float))
+        return lambda step: jnp.ones(jnp.shape(step), jnp.result_type(float))
     if schedule != "piecewise":
         raise ValueError(f"optim.schedule={schedule!r}; choose one of {SCHEDULES}.")
     bounds = [m * steps_per_epoch for m in milestones]
@@ -76,10 +77,9 @@ def multiplier_sum(
     multiplier changes only at epoch boundaries): ``μ`` times it is ``Σ_t μ_t``."""
     if schedule == "constant":
         return float(steps_per_epoch * epochs)
-    return float(
-        steps_per_epoch
-        * sum(float(factor) ** sum(e >= m for m in milestones) for e in range(epochs))
-    )
+    edges = [0, *sorted(min(m, epochs) for m in milestones), epochs]
+    spans = [max(0, b - a) for a, b in itertools.pairwise(edges)]
+    return float(steps_per_epoch * sum(n * float(factor) ** k for k, n in enumerate(spans)))
 
 
 def decay_mask(kind: str) -> Callable[[Any], Any] | None:

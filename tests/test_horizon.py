@@ -16,7 +16,8 @@ from lowrank import engine, io, optim, theory
 def per_step_learning_rates(mu, schedule, milestones, factor, steps_per_epoch, epochs):
     """μ_t step by step, from the optimizer's own multiplier function."""
     mult = optim.lr_multiplier(schedule, milestones, factor, steps_per_epoch)
-    return [mu * float(mult(jnp.asarray(t))) for t in range(steps_per_epoch * epochs)]
+    steps = jnp.arange(steps_per_epoch * epochs)
+    return (mu * np.asarray(mult(steps), np.float64)).tolist()
 
 
 @pytest.mark.parametrize("schedule", ["constant", "piecewise"])
@@ -63,3 +64,61 @@ def test_every_record_carries_its_horizon(tmp_path):
         round(2 * 5e-2 * 0.1 * steps * 1.5 / 0.1, 6),
     }
     assert " h " in table.splitlines()[0]
+
+
+# ------------------------------------------------------------------- the quick-figure rule
+
+
+def _steps_per_epoch(run_config):
+    from lowrank import data
+
+    return data.expected_num_train(run_config.data)
+
+
+def test_fig06_quick_claim_members_reach_the_target_by_construction():
+    from test_figure_configs import load
+
+    from lowrank import figures
+    from lowrank.figures import horizon_rule
+
+    full, quick = load(6).get_config(), load(6).get_config("quick")
+    rule = horizon_rule.HorizonRule()
+    target = rule.target_factor * math.log(1 / quick.figure.epsilon)
+    # The grid keeps its ratios and its λ = 0 control.
+    factor = quick.sweep.weight_decays[-1] / full.sweep.weight_decays[-1]
+    np.testing.assert_allclose(
+        quick.sweep.weight_decays, np.asarray(full.sweep.weight_decays) * factor, rtol=1e-5
+    )
+    assert quick.sweep.weight_decays[0] == 0.0
+    for p in figures.validate_figure(quick):
+        c = p.config
+        o = c.optim
+        best = 0.0
+        for m in engine.members(c):
+            assert 2 * m.learning_rate * m.weight_decay <= rule.max_decay_step * (1 + 1e-9)
+            steps = _steps_per_epoch(c) // m.batch_size
+            mus = per_step_learning_rates(
+                m.learning_rate, o.schedule, o.milestones, o.factor, steps, c.train.epochs
+            )
+            best = max(best, 2 * m.weight_decay * sum(mus) / (1 - m.momentum))
+        assert best >= target * (1 - 1e-6), p.label  # the panel's claim member
+    assert "Horizon rule" in quick.figure.reduced and "56 epochs instead of 500" in (
+        quick.figure.reduced
+    )
+
+
+def test_rule_adds_epochs_where_the_decay_ceiling_binds_and_reports_a_shortfall():
+    from test_figure_configs import load
+
+    from lowrank.figures import horizon_rule
+
+    c = load(6).get_config("quick")
+    c.optim.schedule = "constant"  # no milestone inside the longer runs asked for below
+    # A ceiling 10× lower: λ cannot carry the horizon, so the rule asks for more epochs.
+    strict = horizon_rule.HorizonRule(max_decay_step=2e-4, max_epochs=2000)
+    choice = horizon_rule.choose(c, strict)
+    assert choice.epochs > c.train.epochs and min(choice.claim_horizons) >= choice.target
+    # With too few epochs allowed it takes the ceiling and says what was reached.
+    short = horizon_rule.choose(c, horizon_rule.HorizonRule(max_decay_step=2e-4, max_epochs=60))
+    assert short.epochs == 60 and min(short.claim_horizons) < short.target
+    assert "claim members' h per panel" in short.describe()

@@ -153,9 +153,10 @@ def _device_epoch(config, group: Group, epoch: int, arrays) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if epoch > 0:
         out.update(group.train(epoch, train_x, train_y, record=last and bool(group.record_fn)))
-    if config.train.eval_train:
-        out["train"] = group.evaluate(train_x, train_y)
-    out["test"] = group.evaluate(test_x, test_y)
+    if epoch % config.train.eval_every == 0 or last:
+        if config.train.eval_train:
+            out["train"] = group.evaluate(train_x, train_y)
+        out["test"] = group.evaluate(test_x, test_y)
     if epoch % config.rank.every == 0 or last:
         out["rank"] = group.measure()
     if "window" in out:
