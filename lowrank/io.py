@@ -1,12 +1,6 @@
-"""The results folder: resolved config, metrics as JSON lines, spectra, summary table.
+"""Files: atomic writes (with the umask's permissions), JSON lines, fixed-width tables.
 
-Layout of a workdir::
-
-    config.json       the resolved config (every field, after command-line overrides)
-    members.json      one entry per member: id, group, seed, μ, λ, β, B
-    metrics.jsonl     one record per member per epoch (epoch 0 = at initialization)
-    spectra/          group{g}_epoch{e:04d}.npz: {layer path: (members, min(out, in)) σ}
-    summary.txt       the table printed at the end
+The layout of a results folder lives in ``lowrank.results``.
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lowrank import figures
 from lowrank.config import ConfigError, base_config
+from lowrank.figures import horizon_rule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 NUMBERS = range(1, 19)
@@ -60,15 +62,22 @@ def test_quick_variant_is_offline_and_keeps_the_grid(number):
     quick = figures.validate_figure(quick_config)
     assert quick_config.figure.scale == "quick"
     assert quick_config.figure.reduced  # says what was reduced and why
+    # Under the horizon rule (figures.horizon_rule) every λ is scaled by one factor and the
+    # run may be longer; otherwise the quick variant keeps λ and runs at most 15 epochs.
+    ruled = "Horizon rule" in quick_config.figure.reduced
     for p in quick:
         assert p.config.data.name in figures.OFFLINE_DATASETS
-        assert p.config.train.epochs <= 15
+        assert p.config.train.epochs <= (horizon_rule.HorizonRule().max_epochs if ruled else 15)
     if number != 13:  # Fig. 13's panels are the datasets, which change offline
         assert len(quick) == len(full)
         for f, q in zip(full, quick, strict=True):
             assert f.vary == q.vary and f.label == q.label
-            for field in ("learning_rates", "weight_decays", "momenta", "batch_sizes"):
+            for field in ("learning_rates", "momenta", "batch_sizes"):
                 assert tuple(f.config.sweep[field]) == tuple(q.config.sweep[field]), field
+            lam_full = np.asarray(f.config.sweep.weight_decays)
+            lam_quick = np.asarray(q.config.sweep.weight_decays)
+            factor = lam_quick.max() / lam_full.max() if ruled else 1.0
+            np.testing.assert_allclose(lam_quick, lam_full * factor, rtol=1e-5)
 
 
 def test_unknown_argument_is_refused():
@@ -115,7 +124,8 @@ def test_panels_expand_without_the_figure_section():
 
 def test_estimate_counts_members_and_steps():
     est = figures.estimate(load(6).get_config("quick"))
-    # 3 panels × (5 λ × 3 seeds); 12 epochs of 2000 examples at B = 4, 8, 16.
-    assert est["members"] == 45 and est["member_epochs"] == 45 * 12
-    assert est["sequential_steps"] == 12 * (500 + 250 + 125)
+    # 3 panels × (5 λ × 3 seeds); 56 epochs (the horizon rule's) of 2000 examples at
+    # B = 4, 8, 16.
+    assert est["members"] == 45 and est["member_epochs"] == 45 * 56
+    assert est["sequential_steps"] == 56 * (500 + 250 + 125)
     assert 0.2 < est["forward_mflop"] < 0.5  # MLP-BN-10-100 on 28×28 inputs

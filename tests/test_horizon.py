@@ -95,7 +95,8 @@ def test_fig06_quick_claim_members_reach_the_target_by_construction():
         o = c.optim
         best = 0.0
         for m in engine.members(c):
-            assert 2 * m.learning_rate * m.weight_decay <= rule.max_decay_step * (1 + 1e-9)
+            per_step = 2 * m.learning_rate * m.weight_decay / (1 - m.momentum)
+            assert per_step <= rule.max_decay_step * (1 + 1e-9)
             steps = _steps_per_epoch(c) // m.batch_size
             mus = per_step_learning_rates(
                 m.learning_rate, o.schedule, o.milestones, o.factor, steps, c.train.epochs

@@ -10,8 +10,9 @@ below it and can show nothing. The rule, the same for every figure:
    last epoch (default 2 ln(1/ε) ≈ 13.8 at ε = 1e-3: an unfed direction is down to ε²).
 2. **Compress λ, within a ceiling.** Every λ of the grid (sweep and panels) is multiplied by
    one factor c (λ = 0 stays 0, so the control stays a control, and the grid's ratios stay
-   the paper's). c is capped so that every member keeps ``2μλ ≤ max_decay_step``: with
-   BatchNorm the weights' direction turns by about ``√(2μλ)`` per step at equilibrium, so a
+   the paper's). c is capped so that every member's horizon per step (``2μλ``, or
+   ``2μλ/(1−β)`` with coupled momentum) stays ≤ ``max_decay_step``: with BatchNorm the
+   weights' direction turns by about ``√(2μλ)`` per step at equilibrium, so a
    large 2μλ reaches the horizon by making training noisy, and a network that no longer
    trains has not shown the paper's mechanism.
 3. **Then more steps.** Where the capped c does not reach h*, the run gets more epochs (the
@@ -39,9 +40,9 @@ class HorizonRule:
     """The rule's three numbers (see the module docstring)."""
 
     target_factor: float = 2.0  # h* = target_factor · ln(1/ε)
-    # The largest 2μλ any member may have: BatchNorm weights then turn by about
-    # √(2e-3) ≈ 0.045 rad per step at equilibrium; probes on ResNet-18 (issue 15) trained
-    # normally at 2μλ = 8e-4 and lost accuracy at 4e-3.
+    # The largest horizon per step (2μλ, ÷(1−β) with momentum) a member may have: BatchNorm
+    # weights then turn by about √(2e-3) ≈ 0.045 rad per step at equilibrium; probes on
+    # ResNet-18 (issue 15) trained normally at 2μλ = 8e-4 and lost accuracy at 4e-3.
     max_decay_step: float = 2e-3
     max_epochs: int = 200  # the most epochs the rule may give a quick run
     records: int = 12  # evaluate and measure about this many times (and at the end)
@@ -86,8 +87,13 @@ def claim_horizon(run_config: ml_collections.ConfigDict, epochs: int, factor: fl
 
 
 def _decay_ceiling(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
-    """The largest λ factor that keeps every member's 2μλ ≤ the rule's ceiling."""
-    steps = [2 * m.learning_rate * m.weight_decay for p in panels for m in members(p)]
+    """The largest λ factor that keeps every member's horizon per step (2μλ, or
+    2μλ/(1−β) with coupled momentum) within the rule's ceiling."""
+    steps = [
+        theory.horizon(m.learning_rate, m.weight_decay, m.momentum, p.optim.decoupled)
+        for p in panels
+        for m in members(p)
+    ]
     worst = max(steps, default=0.0)
     return math.inf if worst == 0 else rule.max_decay_step / worst
 
