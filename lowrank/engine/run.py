@@ -76,12 +76,7 @@ def run(
     results.write_structure(m_l)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     arrays = shard((ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated)
-    precision = config.train.precision
-    with (
-        contextlib.nullcontext()
-        if precision == "default"
-        else jax.default_matmul_precision(precision)
-    ):
+    with _matmul_precision(config.train.precision):
         for g in range(len(config.sweep.batch_sizes)):
             if latest is not None and g < latest[1]["group"]:
                 continue
@@ -93,6 +88,13 @@ def run(
     table = records_lib.summary(results.records(), float(config.rank.epsilons[0]))
     results.write_summary(table)
     return table
+
+
+def _matmul_precision(precision: str):
+    """``train.precision`` as a context: "default" leaves JAX's choice alone."""
+    if precision == "default":
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision(precision)
 
 
 def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, progress) -> None:

@@ -33,6 +33,7 @@ import ml_collections
 
 from lowrank import data, optim, theory
 from lowrank.engine.members import members
+from lowrank.figures.spec import panel_configs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +68,6 @@ class Choice:
 
 
 def _panel_configs(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
-    from lowrank.figures.spec import panel_configs  # spec imports this module's users
-
     return [p.config for p in panel_configs(config)]
 
 
