@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, horizon_rule, panel, paper_config, quick_variant
 
 # The λ grid (chosen; as in Fig. 6). With β = 0.9 the effective 2μλ/(1−β) stays ≤ 0.06.
 WEIGHT_DECAYS = (0.0, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="The model is the paper's (it is small); with B ≥ 32 an epoch of 4000 "
             "examples is at most 125 steps.",
         )
+        horizon_rule.apply(c)
     elif arg:
         raise ValueError(f"configs/fig05.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -15,9 +15,10 @@ Quick (2-core CPU, offline Fashion-MNIST; run here, see ``experiments/README.md`
         --publish experiments/results/fig06
 
 The quick variant follows the horizon rule (``lowrank.figures.horizon_rule``): every λ ×
-0.329 (grid 0, 3.3e-4, 9.9e-4, 3.3e-3, 9.9e-3; 2μλ ≤ 2e-3) and 56 epochs instead of 12, so
-that the largest λ reaches the forgetting horizon h = 55 / 28 / 14 at B = 4 / 8 / 16
-(target 2 ln(1/ε) = 13.8), evaluated and measured every 5 epochs.
+0.166 (grid 0, 1.66e-4, 4.98e-4, 1.66e-3, 4.98e-3; 2μλ ≤ 2e-3·B/8, which B = 4 binds) and
+60 epochs (the first milestone) instead of 12, so that the largest λ reaches the forgetting
+horizon h = 29.9 / 14.9 / 7.47 at B = 4 / 8 / 16 (target 2 ln(1/ε) = 13.8, short at B = 16:
+one λ factor for all panels, capped by B = 4), evaluated and measured every 5 epochs.
 
 What to expect (Prediction 4.1): the final average rank falls as λ rises in every panel,
 faster for smaller B; with λ = 0 it stays near full rank and B barely matters.
@@ -57,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="The model is the paper's (it is small); 2000 examples keep B = 4 at "
             "500 steps per epoch.",
         )
-        horizon_rule.apply(c)  # λ × 0.329 and 56 epochs: claim members reach h ≥ 13.8
+        horizon_rule.apply(c)  # λ × 0.166 and 60 epochs: h = 29.9 / 14.9 / 7.47
     elif arg:
         raise ValueError(f"configs/fig06.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, horizon_rule, panel, paper_config, quick_variant
 
 BATCH_SIZES = (4, 8, 16, 32, 64)  # the lines (chosen: the paper shows them only in plots)
 LEARNING_RATES = (0.03, 0.1, 0.3)  # the paper's panels
@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="The model is the paper's (it is small); 2000 examples keep B = 4 at "
             "500 steps per epoch.",
         )
+        horizon_rule.apply(c)
     elif arg:
         raise ValueError(f"configs/fig07.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, horizon_rule, panel, paper_config, quick_variant
 
 BATCH_SIZES = (4, 8, 16, 32, 64)  # the lines (chosen: the paper shows them only in plots)
 LEARNING_RATES = (0.025, 0.05, 0.1)  # the paper's panels
@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "the blocks; the 5-block structure is kept).",
         )
         c.figure.title = "RES-BN-5-128 (width reduced), varying B (λ = 5e-4)"
+        horizon_rule.apply(c)
     elif arg:
         raise ValueError(f"configs/fig08.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -124,8 +124,8 @@ def test_panels_expand_without_the_figure_section():
 
 def test_estimate_counts_members_and_steps():
     est = figures.estimate(load(6).get_config("quick"))
-    # 3 panels × (5 λ × 3 seeds); 56 epochs (the horizon rule's) of 2000 examples at
-    # B = 4, 8, 16.
-    assert est["members"] == 45 and est["member_epochs"] == 45 * 56
-    assert est["sequential_steps"] == 56 * (500 + 250 + 125)
+    # 3 panels × (5 λ × 3 seeds); 60 epochs (the horizon rule's, capped at the first
+    # milestone) of 2000 examples at B = 4, 8, 16.
+    assert est["members"] == 45 and est["member_epochs"] == 45 * 60
+    assert est["sequential_steps"] == 60 * (500 + 250 + 125)
     assert 0.2 < est["forward_mflop"] < 0.5  # MLP-BN-10-100 on 28×28 inputs

@@ -14,10 +14,19 @@ below it and can show nothing. The rule, the same for every figure:
    ``2μλ/(1−β)`` with coupled momentum) stays ≤ ``max_decay_step``: with BatchNorm the
    weights' direction turns by about ``√(2μλ)`` per step at equilibrium, so a
    large 2μλ reaches the horizon by making training noisy, and a network that no longer
-   trains has not shown the paper's mechanism.
-3. **Then more steps.** Where the capped c does not reach h*, the run gets more epochs (the
-   fewest that reach it, up to ``max_epochs``); where even those do not, the figure says
-   which horizon its claim members reached.
+   trains has not shown the paper's mechanism. The ceiling scales with the batch size,
+   ``max_decay_step · B / reference_batch``: by the linear scaling rule SGD at (μ, B)
+   follows about the same path per epoch as at (kμ, kB) (the gradient noise per step is
+   ∝ μ²/B), so the per-step decay a member tolerates grows ∝ B, while the horizon per
+   epoch, 2μλ·n/B, is the same on both paths.
+3. **Then more steps, within the budget.** Where the capped c does not reach h*, the run
+   gets more epochs (the fewest that reach it), up to the smallest of ``max_epochs``, the
+   figure's compute budget (``max_epochs`` given to :func:`apply` by the config, from a
+   measured cost per epoch) and the schedule's first milestone: a quick run is the
+   paper's first phase at constant μ, which carries most of its horizon (60 of the 65.3
+   μ₀-epochs of the 500-epoch protocol with ×0.1 at 60/100/200), so no milestone is moved
+   and none is passed. Where even those epochs do not reach h*, the figure says which
+   horizon its claim members reached.
 
 :func:`apply` does this to a quick figure config and returns what it chose, which the
 config's ``figure.reduced`` states.
@@ -45,6 +54,7 @@ class HorizonRule:
     # weights then turn by about √(2e-3) ≈ 0.045 rad per step at equilibrium; probes on
     # ResNet-18 (issue 15) trained normally at 2μλ = 8e-4 and lost accuracy at 4e-3.
     max_decay_step: float = 2e-3
+    reference_batch: int = 8  # the batch size of those probes: the ceiling is ∝ B from it
     max_epochs: int = 200  # the most epochs the rule may give a quick run
     records: int = 12  # evaluate and measure about this many times (and at the end)
 
@@ -60,10 +70,17 @@ class Choice:
 
     def describe(self) -> str:
         reached = ", ".join(f"{h:.3g}" for h in self.claim_horizons)
+        short = min(self.claim_horizons, default=0.0) < self.target * (1 - 1e-9)
+        aim = (
+            "aiming at h ≥ {t} = 2 ln(1/ε) (not reached everywhere: the decay ceiling and "
+            "the epoch budget bind)"
+            if short
+            else "so that each panel's claim member reaches h ≥ {t} = 2 ln(1/ε)"
+        )
         return (
             f"Horizon rule (lowrank.figures.horizon_rule): every λ × {self.factor:.3g}, "
-            f"{self.epochs} epochs, so that each panel's claim member reaches h ≥ "
-            f"{self.target:.3g} = 2 ln(1/ε); claim members' h per panel: {reached}."
+            f"{self.epochs} epochs, {aim.format(t=f'{self.target:.3g}')}; claim members' "
+            f"h per panel: {reached}."
         )
 
 
@@ -87,18 +104,36 @@ def claim_horizon(run_config: ml_collections.ConfigDict, epochs: int, factor: fl
 
 def _decay_ceiling(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
     """The largest λ factor that keeps every member's horizon per step (2μλ, or
-    2μλ/(1−β) with coupled momentum) within the rule's ceiling."""
-    steps = [
+    2μλ/(1−β) with coupled momentum) within the rule's ceiling at its batch size."""
+    ratios = [
         theory.horizon(m.learning_rate, m.weight_decay, m.momentum, p.optim.decoupled)
+        / decay_step_ceiling(rule, m.batch_size)
         for p in panels
         for m in members(p)
     ]
-    worst = max(steps, default=0.0)
-    return math.inf if worst == 0 else rule.max_decay_step / worst
+    worst = max(ratios, default=0.0)
+    return math.inf if worst == 0 else 1 / worst
 
 
-def choose(config: ml_collections.ConfigDict, rule: HorizonRule) -> Choice:
-    """The λ factor and epochs the rule gives a figure config (nothing is changed)."""
+def decay_step_ceiling(rule: HorizonRule, batch_size: int) -> float:
+    """The largest horizon per step the rule allows a member of this batch size."""
+    return rule.max_decay_step * batch_size / rule.reference_batch
+
+
+def epoch_cap(config: ml_collections.ConfigDict, rule: HorizonRule, budget: int | None) -> int:
+    """The most epochs the rule may give: ``rule.max_epochs``, the figure's budget, and the
+    schedule's first milestone (the quick run stays in the constant-μ phase)."""
+    cap = rule.max_epochs if budget is None else min(rule.max_epochs, budget)
+    if config.optim.schedule == "piecewise" and config.optim.milestones:
+        cap = min(cap, min(config.optim.milestones))
+    return cap
+
+
+def choose(
+    config: ml_collections.ConfigDict, rule: HorizonRule, max_epochs: int | None = None
+) -> Choice:
+    """The λ factor and epochs the rule gives a figure config (nothing is changed);
+    ``max_epochs`` is the figure's compute budget in epochs."""
     panels = _panel_configs(config)
     target = rule.target_factor * theory.horizon_needed(config.figure.epsilon)
     ceiling = _decay_ceiling(panels, rule)
@@ -107,7 +142,8 @@ def choose(config: ml_collections.ConfigDict, rule: HorizonRule) -> Choice:
         weakest = min(claim_horizon(p, epochs, 1.0) for p in panels)
         return _round(target / weakest, up=True) if weakest > 0 else math.inf
 
-    lo, hi = config.train.epochs, max(config.train.epochs, rule.max_epochs)
+    hi = epoch_cap(config, rule, max_epochs)
+    lo = min(config.train.epochs, hi)
     if factor_for(hi) > ceiling:  # not even the most epochs: the ceiling, and say so
         epochs, factor = hi, _round(ceiling, up=False)
     else:  # the fewest epochs (h grows with them) whose factor stays under the ceiling
@@ -131,11 +167,18 @@ def _scaled(value: Any, factor: float) -> Any:
     return tuple(float(f"{float(v) * factor:.6g}") for v in value)
 
 
-def apply(config: ml_collections.ConfigDict, rule: HorizonRule | None = None) -> Choice:
+def apply(
+    config: ml_collections.ConfigDict,
+    rule: HorizonRule | None = None,
+    *,
+    max_epochs: int | None = None,
+) -> Choice:
     """Applies the rule to a quick figure config in place: every λ (the sweep's and the
-    panels') times the chosen factor, the chosen epochs; ``figure.reduced`` says so."""
+    panels') times the chosen factor, the chosen epochs; ``figure.reduced`` says so.
+    ``max_epochs``: the figure's compute budget in epochs (what fits the 20-minute quick
+    budget at the cost per epoch its config states)."""
     rule = rule or HorizonRule()
-    choice = choose(config, rule)
+    choice = choose(config, rule, max_epochs)
     config.sweep.weight_decays = _scaled(config.sweep.weight_decays, choice.factor)
     panels = []
     for p in config.figure.panels:
