@@ -59,6 +59,10 @@ def main(argv: list[str]) -> None:
         # A user error, not a bug: the message says what is wrong and how to fix it.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except engine.Preempted as e:
+        # Not a failure: a scheduler asked the job to stop; a requeue resumes it.
+        print(f"preempted: {e}", file=sys.stderr)
+        sys.exit(engine.EXIT_PREEMPTED)
     if jax.process_index() == 0:
         print(table)
         print(f"results: {_WORKDIR.value}")

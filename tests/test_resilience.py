@@ -100,6 +100,25 @@ def test_crash_during_checkpoint_write_leaves_a_resumable_workdir(tmp_path):
     assert kept == ["2", "3"]  # checkpoint.keep = 2; no half-written folder left
 
 
+@pytest.mark.parametrize("fault", ["sigterm:2", "sigterm_twice:2"])
+def test_sigterm_checkpoints_the_epoch_in_flight_and_resumes_exactly(tmp_path, fault):
+    # No periodic checkpoints: the one written on the signal is what the rerun resumes from.
+    how = {"checkpoint.every": 0}
+    child(tmp_path / "whole", overrides=how)
+    whole = io.read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    out = child(tmp_path / "cut", fault, overrides=how, expect=engine.EXIT_PREEMPTED)
+    assert "stopped on SIGTERM after group 0 epoch 2" in out.stderr
+    if fault.startswith("sigterm_twice"):
+        assert "SIGTERM again: already stopping" in out.stderr
+    # The epoch in flight (the 2nd trained one, epoch 2) finished and was written.
+    partial = io.read_jsonl(tmp_path / "cut" / "metrics.jsonl")
+    assert {r["epoch"] for r in partial} == {0, 1, 2}
+    assert stable(partial) == stable([r for r in whole if r["epoch"] <= 2])
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == ["2"]
+    child(tmp_path / "cut", overrides=how)
+    assert stable(io.read_jsonl(tmp_path / "cut" / "metrics.jsonl")) == stable(whole)
+
+
 def test_a_group_whose_members_all_diverge_still_finishes_and_resumes(tmp_path):
     c = tiny_config(seeds=(0, 1), learning_rates=(400.0,), weight_decays=(1e-3,))
     table = engine.run(c, tmp_path / "w", progress=False)
@@ -151,33 +170,41 @@ def test_members_sharded_over_four_devices_match_one_device(tmp_path):
     assert not (tmp_path / "loop").exists()  # refused before anything was loaded or written
 
 
-def test_two_processes_give_the_results_of_one(tmp_path):
+def _two_processes(workdir, grid, faults=("none", "none")):
+    """Runs the child as two processes of one multi-host run; returns (rc, out, err)s."""
     import socket
 
-    grid = {"sweep.seeds": [0, 1, 2], "sweep.weight_decays": [0.05]}  # 3 members, 2 hosts
-    child(tmp_path / "one", overrides=grid)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     procs = []
-    for pid in range(2):
+    for pid, fault in enumerate(faults):
         env = {
             **os.environ,
             "LOWRANK_TEST_COORDINATOR": f"127.0.0.1:{port}",
             "LOWRANK_TEST_NUM_PROCESSES": "2",
             "LOWRANK_TEST_PROCESS_ID": str(pid),
         }
-        cmd = [sys.executable, str(CHILD), str(tmp_path / "two"), "none", json.dumps(grid)]
+        cmd = [sys.executable, str(CHILD), str(workdir), fault, json.dumps(grid)]
         procs.append(
             subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    assert "rank@0.001" in outs[0][0]  # process 0 wrote and printed the results
-    assert "rank@0.001" not in outs[1][0]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
+
+
+GRID = {"sweep.seeds": [0, 1, 2], "sweep.weight_decays": [0.05]}  # 3 members, 2 hosts
+
+
+def test_two_processes_give_the_results_of_one(tmp_path):
+    child(tmp_path / "one", overrides=GRID)
+    outs = _two_processes(tmp_path / "two", GRID)
+    for rc, _, err in outs:
+        assert rc == 0, err[-3000:]
+    assert "rank@0.001" in outs[0][1]  # process 0 wrote and printed the results
+    assert "rank@0.001" not in outs[1][1]
     one = stable(io.read_jsonl(tmp_path / "one" / "metrics.jsonl"))
     two = stable(io.read_jsonl(tmp_path / "two" / "metrics.jsonl"))
     assert len(one) == len(two) == 3 * 4  # written once, no padded member
@@ -186,3 +213,20 @@ def test_two_processes_give_the_results_of_one(tmp_path):
         for key in ("train_loss", "test_loss", "test_accuracy", "avg_stable_rank"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
         assert a["rank"] == b["rank"]
+
+
+def test_a_signal_to_one_process_stops_both_after_the_same_epoch(tmp_path):
+    grid = {**GRID, "checkpoint.every": 0}
+    outs = _two_processes(tmp_path / "two", grid, faults=("none", "sigterm:2"))
+    for rc, _, err in outs:
+        assert rc == engine.EXIT_PREEMPTED, err[-3000:]
+    assert "after group 0 epoch 2" in outs[0][2] and "another process" in outs[0][2]
+    assert {r["epoch"] for r in io.read_jsonl(tmp_path / "two" / "metrics.jsonl")} == {0, 1, 2}
+    for rc, _, err in _two_processes(tmp_path / "two", grid):  # the requeued job
+        assert rc == 0, err[-3000:]
+    child(tmp_path / "one", overrides=grid)
+    one = stable(io.read_jsonl(tmp_path / "one" / "metrics.jsonl"))
+    two = stable(io.read_jsonl(tmp_path / "two" / "metrics.jsonl"))
+    assert [(r["member"], r["epoch"]) for r in two] == [(r["member"], r["epoch"]) for r in one]
+    for a, b in zip(one, two, strict=True):
+        assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4, abs=1e-6)

@@ -6,7 +6,8 @@
 * :mod:`~lowrank.engine.group`: one compile group's compiled functions and device state;
 * :mod:`~lowrank.engine.run`: :func:`run`, the loop train → evaluate → measure → write →
   checkpoint;
-* :mod:`~lowrank.engine.records`: host metrics → per-member records; the summary table.
+* :mod:`~lowrank.engine.records`: host metrics → per-member records; the summary table;
+* :mod:`~lowrank.engine.preemption`: SIGTERM/SIGUSR1 → checkpoint and a distinct exit.
 """
 
 from lowrank.engine.execution import (
@@ -20,12 +21,15 @@ from lowrank.engine.execution import (
 )
 from lowrank.engine.group import Group
 from lowrank.engine.members import Member, Roster, members
+from lowrank.engine.preemption import EXIT_PREEMPTED, Preempted
 from lowrank.engine.run import final_state, run
 
 __all__ = [
+    "EXIT_PREEMPTED",
     "Group",
     "Member",
     "OverMembers",
+    "Preempted",
     "Roster",
     "epoch_function",
     "epoch_loop_mode",

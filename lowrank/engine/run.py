@@ -2,7 +2,9 @@
 
 Per group and epoch: train (epoch > 0) → evaluate → measure → records → write →
 checkpoint. One host sync per epoch; a killed run resumes from its last checkpoint and
-ends with exactly the metrics of an uninterrupted run (only ``seconds`` differs).
+ends with exactly the metrics of an uninterrupted run (only ``seconds`` differs). On
+SIGTERM or SIGUSR1 it checkpoints after the epoch in flight and raises ``Preempted``
+(``lowrank.engine.preemption``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from lowrank.engine import records as records_lib
 from lowrank.engine.execution import member_mesh, shard, to_host
 from lowrank.engine.group import Group
 from lowrank.engine.members import members as all_members_of
+from lowrank.engine.preemption import Preempted, StopRequest
 from lowrank.models import structure
 from lowrank.results import ResultsFolder
 
@@ -57,6 +60,7 @@ def run(
     Raises:
       ConfigError: a bad config (before anything is loaded or written).
       WorkdirConfigError: the workdir holds a different config's run and not ``restart``.
+      Preempted: SIGTERM or SIGUSR1 came; the epoch in flight finished and was checkpointed.
     """
     mesh = member_mesh()
     config_lib.validate(config, devices=mesh.size)
@@ -76,15 +80,17 @@ def run(
     results.write_structure(m_l)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     arrays = shard((ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated)
-    with _matmul_precision(config.train.precision):
-        for g in range(len(config.sweep.batch_sizes)):
-            if latest is not None and g < latest[1]["group"]:
-                continue
-            group = Group(config, ds, model, [m for m in members if m.group == g], mesh)
-            resume = latest if latest is not None and g == latest[1]["group"] else None
-            _run_group(config, group, g, arrays, m_l, results, ckpts, resume, progress)
-            latest = None
-    ckpts.close()
+    try:
+        with _matmul_precision(config.train.precision), StopRequest() as stop:
+            for g in range(len(config.sweep.batch_sizes)):
+                if latest is not None and g < latest[1]["group"]:
+                    continue
+                group = Group(config, ds, model, [m for m in members if m.group == g], mesh)
+                resume = latest if latest is not None and g == latest[1]["group"] else None
+                _run_group(config, group, g, arrays, m_l, results, ckpts, resume, stop, progress)
+                latest = None
+    finally:
+        ckpts.close()  # waits for the last asynchronous write (also when preempted)
     table = records_lib.summary(results.records(), float(config.rank.epsilons[0]))
     results.write_summary(table)
     return table
@@ -97,8 +103,9 @@ def _matmul_precision(precision: str):
     return jax.default_matmul_precision(precision)
 
 
-def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, progress) -> None:
-    """All epochs of compile group ``g`` (from a checkpoint's ``resume`` if given)."""
+def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, stop, progress) -> None:
+    """All epochs of compile group ``g`` (from a checkpoint's ``resume`` if given); after
+    an epoch in which ``stop`` caught a signal, checkpoints and raises ``Preempted``."""
     dropped = data.describe_remainder(arrays[0].shape[0], group.batch_size)
     if dropped:
         log.warning("group %d: %s", g, dropped)
@@ -128,7 +135,8 @@ def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, progress) 
             r["seconds"] = seconds
         results.append("metrics", records)
         every = config.checkpoint.every
-        if epoch == epochs or (every and epoch % every == 0):
+        stopping = stop.agreed()
+        if stopping or epoch == epochs or (every and epoch % every == 0):
             meta = {
                 "group": g,
                 "epoch": epoch,
@@ -141,6 +149,9 @@ def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, progress) 
             # placeholder (never restored: no member runs).
             state = group.state if group.state is not None else {"none": np.zeros(())}
             ckpts.save(g * (epochs + 1) + epoch, state, meta)
+        if stopping:
+            bar.close()
+            raise Preempted(stop.signal_name, g, epoch)
         ranks = [r[f"avg_rank@{eps0}"] for r in records if "rank" in r]
         if ranks:
             bar.set_postfix_str("avg rank " + " ".join(f"{v:.1f}" for v in ranks))
