@@ -31,7 +31,7 @@ def test_gpu_benchmark_dry_run_writes_its_report(tmp_path):
     for r in rows:
         assert r["K"] == 2 and "skipped" not in r, r
         assert math.isfinite(r["member_samples_per_s"]) and r["member_samples_per_s"] > 0
-        assert 0 < r["of_fp32"] and 0 < r["of_bf16"]
+        assert r["of_fp32"] > 0 and r["of_bf16"] > 0
     assert len(report["headline"]) == 2 and "best" in report["headline"][0]
     table = (tmp_path / "gpu_bench.txt").read_text()
     assert "member-samples/s" in table and report["headline"][1] in table

@@ -21,8 +21,8 @@
    headline: the best K's member-throughput against the PyTorch peer).
 
 Combinations started after ``--deadline-s`` (default 360 s of the 8 minutes, shared
-equally by the two models) are skipped and marked so; the persistent compilation cache makes the loop strategy compile
-its one-member program once for every K.
+equally by the two models) are skipped and marked so; the persistent compilation cache
+makes the loop strategy compile its one-member program once for every K.
 """
 
 from __future__ import annotations
@@ -44,10 +44,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench_sweep
 sys.path.insert(0, str(HERE.parents[1]))  # lowrank
 
-import jax
-import jax.numpy as jnp
-
 import bench_sweep  # noqa: E402  (after the path set-up)
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
 # name → (family, model overrides, input shape, B)
 FULL = {
@@ -101,7 +100,7 @@ def agreement(sizes: dict) -> dict[str, Any]:
         scale = lambda a, b: np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
         out[precision] = {
             "loss_rel": float(scale(loss_d, loss_c)),
-            "params_rel": float(max(scale(a, b) for a, b in zip(params_d, params_c))),
+            "params_rel": float(max(scale(a, b) for a, b in zip(params_d, params_c, strict=True))),
         }
     highest = out["highest"]
     out["agrees"] = highest["loss_rel"] <= 1e-3 and highest["params_rel"] <= 1e-3
