@@ -11,7 +11,10 @@
 panel of the figure is one sweep (``lowrank.engine.run``) into ``OUT/panel{i}/``; a panel
 whose sweep has finished is not retrained (the engine resumes an unfinished one from its
 checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
-folder alone, and ``OUT/trends.txt`` holds Prediction 4.1's Spearman correlations
+folder alone, and ``OUT/trends.txt`` starts with the claim rows judged by one criterion
+(``lowrank.analysis.claims``: every seed ran, every seed's ρ has the predicted sign, the
+rank moves ≥ 5 %, the lowest-rank setting keeps test accuracy ≥ 0.3), then holds
+Prediction 4.1's Spearman correlations
 (``lowrank.analysis.trends``) for the average ε-rank and, second, the average stable rank
 (see ``REPORTED_MEASURES``), which ``OUT/figNN_stable.png`` plots; where the figure has
 λ = 0 members, also for each measure's decay ratio (``lowrank.analysis.trends.decay_trends``: a
@@ -22,6 +25,7 @@ results).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 # As lowrank.main: one OpenBLAS thread inside jaxlib's LAPACK kernels; a user's value wins.
@@ -39,6 +43,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from lowrank import engine, figures, io, logs
+from lowrank.analysis import claims as claims_lib
 from lowrank.analysis import trends as trend_lib
 from lowrank.config import ConfigError
 from lowrank.data import DataError
@@ -161,11 +166,23 @@ def report(out: Path) -> str:
                 )
         found.update(found_decay)
         sections += decay_sections
+        claims, controls = claims_lib.claim_rows(results)
+        sections.insert(
+            0,
+            f"Prediction 4.1 on the ε-rank (ε={results.epsilon:g}), by the criterion of "
+            f"lowrank.analysis.claims\n\n{claims_lib.claims_table(claims, controls)}\n",
+        )
         text = "\n".join(sections)
         io.atomic_write_text(out / "trends.txt", text)
         io.atomic_write_text(
             out / "trends.json",
-            json.dumps(io._clean({k: [t.as_dict() for t in v] for k, v in found.items()}), indent=1)
+            json.dumps(
+                io._clean(
+                    {k: [t.as_dict() for t in v] for k, v in found.items()}
+                    | {"claims": [dataclasses.asdict(c) for c in claims + controls]}
+                ),
+                indent=1,
+            )
             + "\n",
         )
     return f"figure: {png}\n{text}"

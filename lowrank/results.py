@@ -133,15 +133,16 @@ class PanelResults:
         return out
 
     def final(self, key: str) -> dict[int, float]:
-        """Each member's value of ``key`` at its last epoch that has it (nan if diverged)."""
+        """Each member's value of ``key`` at its last epoch that has it (nan if it diverged
+        at any epoch: with ``train.eval_every`` > 1 its last measured value may predate the
+        divergence)."""
         out: dict[int, float] = {}
         for mid, rs in self.member_records().items():
             have = [r for r in rs if key in r]
             if not have:
                 continue
-            last = have[-1]
-            diverged = last.get("diverged") or last.get("nonfinite")
-            out[mid] = math.nan if diverged else number(last[key])
+            diverged = any(r.get("diverged") or r.get("nonfinite") for r in rs)
+            out[mid] = math.nan if diverged else number(have[-1][key])
         return out
 
     def member(self, mid: int) -> dict[str, Any]:

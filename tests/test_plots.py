@@ -33,6 +33,7 @@ def _write_panel(
     epsilons: tuple[float, ...] = (1e-3, 0.1),
     rank_of=None,
     stable_rank_of=None,
+    accuracy_of=None,
 ) -> None:
     """A sweep results folder: members.json, config.json, metrics.jsonl and spectra."""
     folder.mkdir(parents=True)
@@ -57,7 +58,7 @@ def _write_panel(
                 r[f"avg_rank@{eps:g}"] = rank_of(m, e) - 2 * eps
             r["avg_stable_rank"] = stable_rank_of(m, e)
             r["train_accuracy"] = 0.5 + 0.1 * e
-            r["test_accuracy"] = 0.45 + 0.1 * e
+            r["test_accuracy"] = accuracy_of(m, e) if accuracy_of else 0.45 + 0.1 * e
             r["frobenius_norm"] = {p: 10.0 + e for p in LAYERS}
             r["norm_ratio"] = None if e == 0 else {p: (9.0 + e) / (10.0 + e) for p in LAYERS}
             r["bound"] = {
@@ -202,6 +203,41 @@ def test_trends_signs_and_small_effect_at_zero_decay(tmp_path):
     assert math.isnan(b[0.0].rho_mean) and b[0.0].predicted == 0  # constant rank: no ρ
     table = trend_lib.trend_table(found)
     assert "negative" in table and "≈ 0 (λ = 0)" in table
+
+
+def test_claim_rows_need_every_seed_the_sign_a_5_percent_move_and_accuracy(tmp_path):
+    from lowrank.analysis import claims
+
+    def rank_of(m, e):
+        return 16 - 300 * m["weight_decay"] * e / m["batch_size"] ** 0.5 + 0.01 * m["seed"]
+
+    def accuracy_of(m, e):  # the B = 4, λ = 1e-2 networks stop learning
+        return 0.1 if (m["batch_size"], m["weight_decay"]) == (4, 1e-2) else 0.7
+
+    folder = _figure(
+        tmp_path / "fig", "curves", ["weight_decay"], _lambda_panels(),
+        rank_of=rank_of, accuracy_of=accuracy_of,
+    )  # fmt: skip
+    # Seed 2 of B = 8, λ = 1e-2 diverges at epoch 3, which was not an evaluation epoch:
+    # its last rank (epoch 2) must not count as a final rank.
+    path = folder / "panel1" / "metrics.jsonl"
+    records = io.read_jsonl(path)
+    for r in records:
+        if r["epoch"] == 3 and r["seed"] == 2 and r["weight_decay"] == 1e-2:
+            for key in [k for k in r if k.startswith(("avg_", "test_", "train_"))]:
+                del r[key]
+            r.update(diverged=True, reason="diverged at epoch 3: training loss is nan")
+    path.unlink()
+    io.append_jsonl(path, records)
+    found, controls = claims.claim_rows(load_results(folder))
+    verdict = {(c.trend.hparam, *c.trend.fixed.values()): c for c in found}
+    assert verdict[("weight_decay", 16)].shown  # 16 → 13.75: 14 %, accuracy 0.7
+    assert "test accuracy 0.10 < 0.3" in verdict[("weight_decay", 4)].why
+    assert verdict[("weight_decay", 8)].why == "a seed diverged"
+    assert "rank moves" in verdict[("batch_size", 1e-3)].why  # 15.55 → 15.78: 1.4 %
+    assert [c.trend.fixed for c in controls] == [{"weight_decay": 0.0}]
+    table = claims.claims_table(found, controls)
+    assert table.startswith(f"Claim rows shown: {sum(c.shown for c in found)} of {len(found)}")
 
 
 def test_decay_ratio_against_the_no_decay_control(tmp_path):
