@@ -405,7 +405,10 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     both = json.loads((out / "trends.json").read_text())
     assert list(both) == [
         "avg_rank@0.001", "avg_stable_rank", "avg_rank@0.001 / λ=0", "avg_stable_rank / λ=0",
+        "claims",
     ]  # fmt: skip
+    assert (out / "trends.txt").read_text().startswith("Prediction 4.1 on the ε-rank")
+    assert {c["trend"]["hparam"] for c in both["claims"]} == {"weight_decay"}
     # The decay ratios: each λ > 0 run's final stable rank over the λ = 0 run's.
     (ratio_trend,) = both["avg_stable_rank / λ=0"]
     stable = {r["weight_decay"]: r["avg_stable_rank"] for r in records if r["epoch"] == 1}
