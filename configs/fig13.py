@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, horizon_rule, panel, paper_config, quick_variant
 
 LEARNING_RATES = (0.01, 0.05, 0.1, 0.5, 1.0)  # μ: the lines (chosen; the paper plots only)
 DATASETS = (("mnist", "MNIST"), ("fashion_mnist", "Fashion-MNIST"), ("svhn_cropped", "SVHN"))
@@ -63,6 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                 {"data.name": "digits", "data.source": "sklearn", "data.train_subset": 0},
             ),
         )
+        horizon_rule.apply(c, max_epochs=40)
     elif arg:
         raise ValueError(f"configs/fig13.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

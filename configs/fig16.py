@@ -23,7 +23,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import DIGITS_REASON, figure_section, panel, paper_config, quick_variant
+from lowrank.figures import (
+    DIGITS_REASON,
+    figure_section,
+    horizon_rule,
+    panel,
+    paper_config,
+    quick_variant,
+)
 
 BATCH_SIZES = (8, 16, 32, 64, 128)  # the lines (as in Fig. 4; chosen)
 
@@ -51,6 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             model={"width": 8},
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels).",
         )
+        horizon_rule.apply(c)
     elif arg:
         raise ValueError(f"configs/fig16.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

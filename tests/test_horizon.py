@@ -95,7 +95,7 @@ def _claim_horizons(quick, rule):
     return claims, worst
 
 
-@pytest.mark.parametrize("number", [2, 5, 6, 7, 8])
+@pytest.mark.parametrize("number", [2, 5, 6, 7, 8, 11, 13, 14, 15, 16, 17, 18])
 def test_quick_claim_members_reach_the_target_or_the_rule_binds(number):
     from test_figure_configs import load
 
