@@ -232,6 +232,8 @@ def test_claim_rows_need_every_seed_the_sign_a_5_percent_move_and_accuracy(tmp_p
     found, controls = claims.claim_rows(load_results(folder))
     verdict = {(c.trend.hparam, *c.trend.fixed.values()): c for c in found}
     assert verdict[("weight_decay", 16)].shown  # 16 → 13.75: 14 %, accuracy 0.7
+    expected_h = [2 * lam * 0.1 * 100 * 3 for lam in (0.0, 1e-3, 1e-2)]  # the records' h
+    assert verdict[("weight_decay", 16)].horizons == pytest.approx(expected_h)
     assert "test accuracy 0.10 < 0.3" in verdict[("weight_decay", 4)].why
     assert verdict[("weight_decay", 8)].why == "a seed diverged"
     assert "rank moves" in verdict[("batch_size", 1e-3)].why  # 15.55 → 15.78: 1.4 %

@@ -34,6 +34,7 @@ class ClaimRow:
     trend: Trend
     change: float  # (max − min) / max of the mean final rank across the row
     lowest_accuracy: float  # mean test accuracy at the row's lowest-rank value
+    horizons: tuple[float, ...]  # mean final forgetting horizon h at each value of the row
     all_seeds: bool
     signs: bool
     shown: bool
@@ -49,6 +50,7 @@ def judge(
     ranks: list[dict[str, Any]],
     accuracies: list[dict[str, Any]],
     seeds: set[int],
+    horizons: list[dict[str, Any]] = (),
     *,
     min_change: float = 0.05,
     min_accuracy: float = 0.3,
@@ -74,7 +76,12 @@ def judge(
         (not accuracy >= min_accuracy, f"test accuracy {accuracy:.2f} < {min_accuracy:g}"),
     ]
     why = "; ".join(text for failed, text in fails if failed)
-    return ClaimRow(trend, change, accuracy, all_seeds, signs, not why, why)
+    h = tuple(
+        float(np.mean(hs)) if (hs := [r["value"] for r in horizons if _matches(r, trend, v)])
+        else math.nan
+        for v in trend.values
+    )  # fmt: skip
+    return ClaimRow(trend, change, accuracy, h, all_seeds, signs, not why, why)
 
 
 def claim_rows(results: FigureResults, key: str | None = None, **criterion: float):
@@ -83,7 +90,10 @@ def claim_rows(results: FigureResults, key: str | None = None, **criterion: floa
     ranks = final_table(results, key)
     accuracies = final_table(results, "test_accuracy")
     seeds = {r["seed"] for r in ranks}
-    judged = [judge(t, ranks, accuracies, seeds, **criterion) for t in trends(results, key)]
+    horizons = final_table(results, "horizon")
+    judged = [
+        judge(t, ranks, accuracies, seeds, horizons, **criterion) for t in trends(results, key)
+    ]
     claims = [j for j in judged if j.trend.predicted in (-1, 1)]
     controls = [j for j in judged if j.trend.predicted == 0]
     return claims, controls
@@ -93,14 +103,18 @@ def claims_table(claims: list[ClaimRow], controls: list[ClaimRow]) -> str:
     """The rows as text: the count first, then one line per row."""
     shown = sum(c.shown for c in claims)
     lines = [f"Claim rows shown: {shown} of {len(claims)}"]
-    header = f"{'varied':>6}  {'fixed':<24} {'change':>7} {'acc@lowest':>10}  verdict"
+    header = (
+        f"{'varied':>6}  {'fixed':<20} {'change':>7} {'acc@lowest':>10}  {'verdict':<44}  "
+        "h (low → high value)"
+    )
     lines += [header, "-" * len(header)]
     for c in claims + controls:
         fixed = " ".join(f"{SYMBOLS.get(k, k)}={v:g}" if isinstance(v, float | int) else
                          f"{k}={v}" for k, v in c.trend.fixed.items())  # fmt: skip
         verdict = "control (λ = 0)" if c in controls else ("shown" if c.shown else c.why)
+        h = " → ".join(f"{x:.3g}" for x in c.horizons)
         lines.append(
-            f"{SYMBOLS.get(c.trend.hparam, c.trend.hparam):>6}  {fixed:<24} "
-            f"{100 * c.change:6.1f}% {c.lowest_accuracy:10.2f}  {verdict}"
+            f"{SYMBOLS.get(c.trend.hparam, c.trend.hparam):>6}  {fixed:<20} "
+            f"{100 * c.change:6.1f}% {c.lowest_accuracy:10.2f}  {verdict:<44}  {h}"
         )
     return "\n".join(lines)
