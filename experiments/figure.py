@@ -66,7 +66,7 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 _LOG_LEVEL = logs.define_flag()
 log = logging.getLogger("experiments.figure")
 
-PUBLISHED = ("figure.json", "summary.txt", "trends.txt", "timing.json")
+PUBLISHED = ("figure.json", "summary.txt", "trends.txt", "trends.json", "timing.json")
 
 
 def config_argument(argv: list[str]) -> list[str]:

@@ -77,10 +77,15 @@ def judge(
     ]
     why = "; ".join(text for failed, text in fails if failed)
     h = tuple(
-        float(np.mean(hs)) if (hs := [r["value"] for r in horizons if _matches(r, trend, v)])
+        float(np.mean(hs))
+        if (
+            hs := [
+                r["value"] for r in horizons if _matches(r, trend, v) and math.isfinite(r["value"])
+            ]
+        )
         else math.nan
         for v in trend.values
-    )  # fmt: skip
+    )  # fmt: skip  (a diverged member's h is its schedule's: the others' mean)
     return ClaimRow(trend, change, accuracy, h, all_seeds, signs, not why, why)
 
 
