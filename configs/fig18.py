@@ -62,12 +62,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="MLP-BN-2-1024 instead of MLP-BN-2-10000 (an SVD of a 10 000 × 10 000 "
             "matrix per member and epoch alone takes minutes on 2 cores).",
         )
-        horizon_rule.apply(c)
-        c.rank.every = 1  # the bound figure compares every epoch
         c.figure.title = (
             "MLP-BN-2-1024 (width reduced): Theorem 3.3 bound vs measured rank "
             "(B = 6, μ = 0.1, λ = 8e-3)"
         )
+        horizon_rule.apply(c)
+        c.rank.every = 1  # the bound figure compares every epoch
     elif arg:
         raise ValueError(f"configs/fig18.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -193,6 +193,8 @@ def apply(
         f"{config.train.epochs} epochs instead of", f"{choice.epochs} epochs instead of"
     )
     config.train.epochs = choice.epochs
+    if choice.factor != 1:  # the title's λ values are the paper's: say they were scaled
+        config.figure.title = f"{config.figure.title}; quick: every λ × {choice.factor:.3g}"
     # Spend the CPU on steps: evaluate and measure ~rule.records times, and at the end.
     every = max(1, round(choice.epochs / rule.records))
     config.train.eval_every = config.rank.every = every
