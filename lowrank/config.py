@@ -162,6 +162,39 @@ def _optim_section(o: ml_collections.ConfigDict) -> list[str]:
     return errors
 
 
+def _optimizer_choice(config: ml_collections.ConfigDict) -> list[str]:
+    """``optim.name`` and what Adam needs: its own β1, β2, ε; no SGD momentum; no windows."""
+    o, errors = config.optim, []
+    check = _checks(errors)
+    name = o.get("name", "sgd")
+    if name not in optim.OPTIMIZERS:
+        return [f"optim.name={name!r}: choose one of {optim.OPTIMIZERS}."]
+    if name == "sgd":
+        return []
+    for field in ("adam_b1", "adam_b2"):
+        v = o.get(field)
+        check(_is_number(v) and 0 <= v < 1, f"optim.{field}={v!r}: must be in [0, 1).")
+    eps = o.get("adam_eps")
+    check(_is_number(eps) and eps > 0, f"optim.adam_eps={eps!r}: must be > 0.")
+    check(
+        all(b == 0 for b in config.sweep.momenta),
+        f"sweep.momenta={tuple(config.sweep.momenta)!r} with optim.name={name!r}: β is SGD's "
+        "momentum; Adam's is optim.adam_b1. Use sweep.momenta=(0.0,).",
+    )
+    check(
+        not o.decoupled,
+        f"optim.decoupled=True with optim.name={name!r}: choose 'adamw' for decoupled decay "
+        "and leave optim.decoupled=False.",
+    )
+    check(
+        config.record.steps == 0,
+        f"record.steps={config.record.steps} with optim.name={name!r}: the theory windows "
+        "check SGD's identity (recording Adam's update instead is not built yet); set "
+        "record.steps=0.",
+    )
+    return errors
+
+
 def _train_section(t: ml_collections.ConfigDict) -> list[str]:
     errors: list[str] = []
     check = _checks(errors)
@@ -328,6 +361,7 @@ def validate(
         )
     errors = _library_sections(config)
     errors += _optim_section(config.optim)
+    errors += _optimizer_choice(config)
     errors += _train_section(config.train)
     errors += _sweep_section(config, devices)
     errors += _rank_section(config.rank)

@@ -12,6 +12,18 @@ With momentum the update follows PyTorch: ``v ← βv + g; W ← W − μ_t v``,
 data gradient plus ``2λW`` (coupled, the default) or, with ``decoupled=True``, ``2λW`` is
 added after the momentum buffer (``W ← W − μ_t(v + 2λW)``), so the decay never enters the
 velocity. Without momentum both are the same step.
+
+``optim.name`` chooses the update that replaces the gradient step (β must then be 0; Adam's
+own β1, β2, ε are ``optim.adam_b1``, ``adam_b2``, ``adam_eps``, shared by a compile group):
+
+* ``"adam"``: coupled L2, ``g + 2λW`` goes into Adam's moments (PyTorch's
+  ``Adam(weight_decay=2λ)``). Adam's per-coordinate scaling then rescales the decay too, so
+  ``W`` no longer shrinks by ``(1 − 2μλ)`` per step: no forgetting horizon, no identity.
+* ``"adamw"``: decoupled, ``W ← W − μ_t(u_t + 2λW) = (1 − 2μ_tλ)W − μ_t u_t`` with
+  ``u_t`` Adam's update of the data gradient: the paper's shrink and horizon hold with
+  ``u_t`` in place of the gradient. In optax's ``adamw(learning_rate=μ, weight_decay=w)``
+  and PyTorch's ``AdamW(lr=μ, weight_decay=w)`` the step is ``W ← W − μ(u + wW)``: the
+  paper's λ is ``w/2``.
 """
 
 from __future__ import annotations
@@ -30,11 +42,16 @@ from lowrank.rank import path_str
 
 DECAY_MASKS = ("all", "kernels")
 SCHEDULES = ("constant", "piecewise")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def default_optim_config() -> ml_collections.ConfigDict:
     """Optimizer settings shared by all members (μ, λ, β themselves come from the grid)."""
     c = ml_collections.ConfigDict()
+    c.name = "sgd"  # "sgd" (the paper's) | "adam" (coupled L2) | "adamw" (decoupled)
+    c.adam_b1 = 0.9  # Adam's first-moment decay β1 (name "adam" / "adamw" only)
+    c.adam_b2 = 0.999  # Adam's second-moment decay β2
+    c.adam_eps = 1e-8  # Adam's ε (added to the root of the second moment)
     c.schedule = "piecewise"  # "constant" | "piecewise": μ·factor^(milestones passed)
     c.milestones = (60, 100, 200)  # epochs at which μ is multiplied by `factor` (paper)
     c.factor = 0.1  # paper: ×0.1 (the authors' code uses ×0.2)
@@ -117,6 +134,31 @@ def sgd_l2(
     )
 
 
+def adam_l2(
+    learning_rate: float | jax.Array,
+    weight_decay: float | jax.Array,
+    momentum: float | jax.Array,
+    *,
+    multiplier: Callable[[jax.Array], jax.Array],
+    mask: Callable[[Any], Any] | None = None,
+    decoupled: bool = False,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+) -> optax.GradientTransformation:
+    """Adam with the paper's decay 2λW, coupled (into the moments) or ``decoupled``
+    (AdamW); ``momentum`` is unused (validated to be 0) and kept for one signature."""
+    del momentum
+    decay = optax.add_decayed_weights(2.0 * weight_decay, mask)
+    adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+    parts = [adam, decay] if decoupled else [decay, adam]
+    return optax.chain(
+        *parts,
+        optax.scale_by_learning_rate(learning_rate),
+        optax.scale_by_schedule(multiplier),
+    )
+
+
 def make_optimizer(
     cfg: ml_collections.ConfigDict, steps_per_epoch: int
 ) -> optax.GradientTransformation:
@@ -127,15 +169,36 @@ def make_optimizer(
     each member's state holds its own), so one compiled program serves every member.
     """
     multiplier = lr_multiplier(cfg.schedule, cfg.milestones, cfg.factor, steps_per_epoch)
-    injected = optax.inject_hyperparams(sgd_l2, static_args=("multiplier", "mask", "decoupled"))
+    name = cfg.get("name", "sgd")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optim.name={name!r}; choose one of {OPTIMIZERS}.")
+    static = ("multiplier", "mask", "decoupled")
+    extra: dict[str, Any] = {"decoupled": cfg.decoupled}
+    factory = sgd_l2
+    if name != "sgd":
+        factory, static = adam_l2, (*static, "b1", "b2", "eps")
+        extra = {"decoupled": name == "adamw", "b1": float(cfg.adam_b1),
+                 "b2": float(cfg.adam_b2), "eps": float(cfg.adam_eps)}  # fmt: skip
+    injected = optax.inject_hyperparams(factory, static_args=static)
     return injected(
         learning_rate=0.0,
         weight_decay=0.0,
         momentum=0.0,
         multiplier=multiplier,
         mask=decay_mask(cfg.decay_mask),
-        decoupled=cfg.decoupled,
+        **extra,
     )
+
+
+def decays_like_sgd(cfg: ml_collections.ConfigDict) -> bool:
+    """Whether every direction shrinks by ``Π(1 − 2μ_tλ)`` (with momentum's rate), so that
+    the forgetting horizon applies: SGD and AdamW, not Adam with coupled L2."""
+    return cfg.get("name", "sgd") in ("sgd", "adamw")
+
+
+def is_decoupled(cfg: ml_collections.ConfigDict) -> bool:
+    """Whether the decay bypasses the update's transformation (AdamW, or SGD's option)."""
+    return cfg.get("name", "sgd") == "adamw" or bool(cfg.decoupled)
 
 
 def with_hparams(opt_state: Any, *, learning_rate: Any, weight_decay: Any, momentum: Any) -> Any:

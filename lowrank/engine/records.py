@@ -28,12 +28,19 @@ def theorem33_bounds(
     return out
 
 
-def stub_record(m: Member, epoch: int, *, multiplier_sum: float, decoupled: bool) -> dict:
+def stub_record(
+    m: Member, epoch: int, *, multiplier_sum: float, decoupled: bool, optimizer: str = "sgd"
+) -> dict:
     """What every record of member ``m`` at ``epoch`` holds: who, when, and the forgetting
-    horizon ``h`` reached (``lowrank.theory.horizon``)."""
+    horizon ``h`` reached (``lowrank.theory.horizon``; None under Adam with coupled L2,
+    where no direction shrinks by a known factor)."""
     r: dict[str, Any] = {"member": m.id, "group": m.group, **m.hparams(), "epoch": epoch}
     lr_sum = m.learning_rate * multiplier_sum
-    r["horizon"] = theory.horizon(lr_sum, m.weight_decay, m.momentum, decoupled)
+    r["horizon"] = (
+        None
+        if optimizer == "adam"
+        else theory.horizon(lr_sum, m.weight_decay, m.momentum, decoupled)
+    )
     return r
 
 
@@ -46,6 +53,7 @@ def member_record(
     lr_multiplier: float,
     multiplier_sum: float,
     decoupled: bool,
+    optimizer: str = "sgd",
     m_l: dict[str, int],
     epsilons: tuple[float, ...],
     previous_norms: dict[int, dict[str, float]],
@@ -55,9 +63,12 @@ def member_record(
     ``lr_multiplier``: the schedule's multiplier of μ at this epoch's end;
     ``multiplier_sum``: the multipliers summed over the steps so far (``μ`` times it is
     ``Σ_t μ_t``, which gives the forgetting horizon). Updates ``previous_norms[m.id]`` (the
-    norm ratios of the next epoch divide by it).
+    norm ratios of the next epoch divide by it). Theorem 3.3's bound is SGD's (its
+    gradients' rank structure): None under ``optimizer`` "adam" or "adamw".
     """
-    r = stub_record(m, epoch, multiplier_sum=multiplier_sum, decoupled=decoupled)
+    r = stub_record(
+        m, epoch, multiplier_sum=multiplier_sum, decoupled=decoupled, optimizer=optimizer
+    )
     r["lr_now"] = m.learning_rate * lr_multiplier
     if "run" in host:
         for name, v in host["run"].items():
@@ -87,7 +98,11 @@ def member_record(
         )
         previous_norms[m.id] = norms
         r["nonfinite"] = bool(ms["any_nonfinite"][k])
-        r["bound"] = theorem33_bounds(m_l, m.batch_size, r["lr_now"], m.weight_decay, epsilons)
+        r["bound"] = (
+            theorem33_bounds(m_l, m.batch_size, r["lr_now"], m.weight_decay, epsilons)
+            if optimizer == "sgd"
+            else None
+        )
     return r
 
 

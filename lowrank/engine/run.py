@@ -188,7 +188,8 @@ def _run_epoch(config, group, epoch, arrays, m_l, previous_norms, results) -> li
         "multiplier_sum": optim.multiplier_sum(
             o.schedule, o.milestones, o.factor, group.steps, epoch
         ),
-        "decoupled": bool(o.decoupled),
+        "decoupled": optim.is_decoupled(o),
+        "optimizer": o.get("name", "sgd"),
     }
     roster = group.roster
     records, newly = [], {}

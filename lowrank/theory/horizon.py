@@ -12,7 +12,12 @@ With momentum β and coupled decay (PyTorch's SGD, ``lowrank.optim``'s default) 
 ``[[1−2μλ, −μβ], [2λ, β]]``, ``ρ ≈ 1 − 2μλ/(1−β)`` when ``2μλ ≪ (1−β)²``
 (``decomposition.momentum_forgetting_rate``): momentum at μ forgets like plain SGD at
 ``μ/(1−β)``, so ``h = 2λ Σ_t μ_t / (1−β)``. With decoupled decay the weight coefficient is
-``Π_t(1 − 2μ_tλ)`` exactly, so ``h = 2λ Σ_t μ_t`` whatever β.
+``Π_t(1 − 2μ_tλ)`` exactly, so ``h = 2λ Σ_t μ_t`` whatever β. AdamW
+(``optim.name = "adamw"``: ``W ← (1 − 2μ_tλ)W − μ_t u_t``) is the decoupled case with
+Adam's update ``u_t`` in place of the gradient, so the same h. Adam with coupled L2 passes
+``2λW`` through Adam's per-coordinate normalization, which moves each weight by about μ
+per step whatever its size: no factor shrinks a direction, so there is no horizon (the
+records say None).
 
 The ε-rank (σ_i/σ_max > ε) can fall only once an unfed direction has shrunk below ε
 relative to the fed ones: once ``e^{−h} < ε``, i.e. ``h > ln(1/ε)`` (6.9 at ε = 1e-3). Theorem
