@@ -118,3 +118,53 @@ def test_adam_members_train_and_record_what_carries_over(tmp_path, name):
 def test_default_is_the_papers_sgd():
     assert optim.default_optim_config().name == "sgd"
     assert jax.tree.leaves(ours("adamw").init(jnp.zeros(3)))  # builds
+
+
+def test_optimizers_study_matches_two_mu_lambda_and_reuses_fig06():
+    import importlib.util
+    from pathlib import Path
+
+    from test_figure_configs import load
+
+    from lowrank import figures
+
+    path = Path(__file__).parent.parent / "configs" / "optimizers.py"
+    spec = importlib.util.spec_from_file_location("optimizers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    panels = figures.validate_figure(module.get_config())
+    names = [p.config.optim.name for p in panels]
+    assert names == ["sgd", "adamw", "adam"]
+    per_step = {
+        p.config.optim.name: [
+            2 * m.learning_rate * m.weight_decay for m in engine.members(p.config)
+        ]
+        for p in panels
+    }
+    np.testing.assert_allclose(per_step["adamw"], per_step["sgd"], rtol=1e-5)
+    np.testing.assert_allclose(per_step["adam"], per_step["sgd"], rtol=1e-5)
+    fig06_b8 = figures.panel_configs(load(6).get_config("quick"))[1].config
+    assert panels[0].config.to_json_best_effort() == fig06_b8.to_json_best_effort()
+
+
+def test_full_batch_study_matches_horizons_across_batch_sizes():
+    import importlib.util
+    from pathlib import Path
+
+    from lowrank import data, figures
+
+    path = Path(__file__).parent.parent / "configs" / "full_batch.py"
+    spec = importlib.util.spec_from_file_location("full_batch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    panels = figures.validate_figure(module.get_config())
+    n = data.expected_num_train(panels[0].config.data)
+    assert panels[-1].config.sweep.batch_sizes == (n,)  # full batch: one step per epoch
+    horizons = []
+    for p in panels:
+        c = p.config
+        steps = n // c.sweep.batch_sizes[0]
+        h = sorted({2 * lam * 0.1 * steps * c.train.epochs for lam in c.sweep.weight_decays})
+        horizons.append(h)
+    for h in horizons[1:]:
+        np.testing.assert_allclose(h, horizons[0], rtol=1e-3)
