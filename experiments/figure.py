@@ -125,6 +125,52 @@ REPORTED_MEASURES = {
 }
 
 
+def write_trends(out: Path, results) -> str:
+    """Writes ``trends.txt`` (the judged claim rows first, then every measure's trends and
+    decay ratios) and ``trends.json``; returns the text."""
+    found, sections = {}, []  # the plain trends of every measure, then the decay ratios
+    found_decay, decay_sections = {}, []
+    for measure, caveat in REPORTED_MEASURES.items():
+        key, label = plots.rank_measure(measure, results.epsilon)
+        found[key] = trend_lib.trends(results, key=key)
+        sections.append(
+            f"Spearman ρ between each hyperparameter and the final {label}{caveat}, one "
+            f"ρ per seed (others held fixed)\n\n{trend_lib.trend_table(found[key])}\n"
+        )
+        # With a λ = 0 control: the part of each change that decay adds.
+        decay = trend_lib.decay_trends(results, key)
+        if decay:
+            found_decay[f"{key} / λ=0"] = decay
+            table = trend_lib.trend_table(decay, "decay ratio", ".2f")
+            decay_sections.append(
+                f"Spearman ρ between each hyperparameter and the decay ratio of the "
+                f"{label}: a run's final value over that of the same run with λ = 0 "
+                f"(same seed, μ, β, B), one ρ per seed (others held fixed)\n\n{table}\n"
+            )
+    found.update(found_decay)
+    sections += decay_sections
+    claims, controls = claims_lib.claim_rows(results)
+    sections.insert(
+        0,
+        f"Prediction 4.1 on the ε-rank (ε={results.epsilon:g}), by the criterion of "
+        f"lowrank.analysis.claims\n\n{claims_lib.claims_table(claims, controls)}\n",
+    )
+    text = "\n".join(sections)
+    io.atomic_write_text(out / "trends.txt", text)
+    io.atomic_write_text(
+        out / "trends.json",
+        json.dumps(
+            io._clean(
+                {k: [t.as_dict() for t in v] for k, v in found.items()}
+                | {"claims": [dataclasses.asdict(c) for c in claims + controls]}
+            ),
+            indent=1,
+        )
+        + "\n",
+    )
+    return text
+
+
 def report(out: Path) -> str:
     """Draws the figure(s) and writes ``summary.txt`` and ``trends.txt``; returns the text."""
     results = load_results(out)
@@ -145,46 +191,7 @@ def report(out: Path) -> str:
                 plots.draw(out, measure=measure)
         if any("horizon" in r for p in results.panels for r in p.records):
             plots.draw(out, against="horizon")  # figNN_horizon.png
-        found, sections = {}, []  # the plain trends of every measure, then the decay ratios
-        found_decay, decay_sections = {}, []
-        for measure, caveat in REPORTED_MEASURES.items():
-            key, label = plots.rank_measure(measure, results.epsilon)
-            found[key] = trend_lib.trends(results, key=key)
-            sections.append(
-                f"Spearman ρ between each hyperparameter and the final {label}{caveat}, one "
-                f"ρ per seed (others held fixed)\n\n{trend_lib.trend_table(found[key])}\n"
-            )
-            # With a λ = 0 control: the part of each change that decay adds.
-            decay = trend_lib.decay_trends(results, key)
-            if decay:
-                found_decay[f"{key} / λ=0"] = decay
-                table = trend_lib.trend_table(decay, "decay ratio", ".2f")
-                decay_sections.append(
-                    f"Spearman ρ between each hyperparameter and the decay ratio of the "
-                    f"{label}: a run's final value over that of the same run with λ = 0 "
-                    f"(same seed, μ, β, B), one ρ per seed (others held fixed)\n\n{table}\n"
-                )
-        found.update(found_decay)
-        sections += decay_sections
-        claims, controls = claims_lib.claim_rows(results)
-        sections.insert(
-            0,
-            f"Prediction 4.1 on the ε-rank (ε={results.epsilon:g}), by the criterion of "
-            f"lowrank.analysis.claims\n\n{claims_lib.claims_table(claims, controls)}\n",
-        )
-        text = "\n".join(sections)
-        io.atomic_write_text(out / "trends.txt", text)
-        io.atomic_write_text(
-            out / "trends.json",
-            json.dumps(
-                io._clean(
-                    {k: [t.as_dict() for t in v] for k, v in found.items()}
-                    | {"claims": [dataclasses.asdict(c) for c in claims + controls]}
-                ),
-                indent=1,
-            )
-            + "\n",
-        )
+        text = write_trends(out, results)
     return f"figure: {png}\n{text}"
 
 
