@@ -124,9 +124,15 @@ def sgd_l2(
     decoupled: bool = False,
 ) -> optax.GradientTransformation:
     """``add_decayed_weights(2λ)`` + SGD(μ·schedule, momentum β) (see module docstring)."""
-    decay = optax.add_decayed_weights(2.0 * weight_decay, mask)
     trace = optax.trace(decay=momentum)
-    parts = [trace, decay] if decoupled else [decay, trace]
+    return _with_decay(trace, weight_decay, mask, decoupled, learning_rate, multiplier)
+
+
+def _with_decay(direction, weight_decay, mask, decoupled, learning_rate, multiplier):
+    """``direction`` (momentum or Adam) with the decay 2λW before it (coupled) or after
+    it (decoupled), then × μ·schedule."""
+    decay = optax.add_decayed_weights(2.0 * weight_decay, mask)
+    parts = [direction, decay] if decoupled else [decay, direction]
     return optax.chain(
         *parts,
         optax.scale_by_learning_rate(learning_rate),
@@ -149,14 +155,8 @@ def adam_l2(
     """Adam with the paper's decay 2λW, coupled (into the moments) or ``decoupled``
     (AdamW); ``momentum`` is unused (validated to be 0) and kept for one signature."""
     del momentum
-    decay = optax.add_decayed_weights(2.0 * weight_decay, mask)
     adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
-    parts = [adam, decay] if decoupled else [decay, adam]
-    return optax.chain(
-        *parts,
-        optax.scale_by_learning_rate(learning_rate),
-        optax.scale_by_schedule(multiplier),
-    )
+    return _with_decay(adam, weight_decay, mask, decoupled, learning_rate, multiplier)
 
 
 def make_optimizer(

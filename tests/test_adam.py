@@ -120,19 +120,26 @@ def test_default_is_the_papers_sgd():
     assert jax.tree.leaves(ours("adamw").init(jnp.zeros(3)))  # builds
 
 
-def test_optimizers_study_matches_two_mu_lambda_and_reuses_fig06():
+def _study(name: str):
+    """The panels of ``configs/{name}.py``, validated."""
     import importlib.util
     from pathlib import Path
 
+    from lowrank import figures
+
+    path = Path(__file__).parent.parent / "configs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return figures.validate_figure(module.get_config())
+
+
+def test_optimizers_study_matches_two_mu_lambda_and_reuses_fig06():
     from test_figure_configs import load
 
     from lowrank import figures
 
-    path = Path(__file__).parent.parent / "configs" / "optimizers.py"
-    spec = importlib.util.spec_from_file_location("optimizers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    panels = figures.validate_figure(module.get_config())
+    panels = _study("optimizers")
     names = [p.config.optim.name for p in panels]
     assert names == ["sgd", "adamw", "adam"]
     per_step = {
@@ -148,16 +155,9 @@ def test_optimizers_study_matches_two_mu_lambda_and_reuses_fig06():
 
 
 def test_full_batch_study_matches_horizons_across_batch_sizes():
-    import importlib.util
-    from pathlib import Path
+    from lowrank import data
 
-    from lowrank import data, figures
-
-    path = Path(__file__).parent.parent / "configs" / "full_batch.py"
-    spec = importlib.util.spec_from_file_location("full_batch", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    panels = figures.validate_figure(module.get_config())
+    panels = _study("full_batch")
     n = data.expected_num_train(panels[0].config.data)
     assert panels[-1].config.sweep.batch_sizes == (n,)  # full batch: one step per epoch
     horizons = []
