@@ -69,9 +69,11 @@ def judge(
     signs = len(trend.rhos) == len(seeds) and all(
         math.isfinite(rho) and np.sign(rho) == trend.predicted for rho in trend.rhos
     )
+    undefined = any(not math.isfinite(rho) for rho in trend.rhos)
     fails = [
         (not all_seeds, "a seed diverged"),
-        (not signs, "a seed's ρ has the wrong sign"),
+        (not signs and undefined, "ρ undefined in a seed (its rank did not vary)"),
+        (not signs and not undefined, "a seed's ρ has the wrong sign"),
         (change < min_change, f"rank moves {100 * change:.1f}% < {100 * min_change:g}%"),
         (not accuracy >= min_accuracy, f"test accuracy {accuracy:.2f} < {min_accuracy:g}"),
     ]
