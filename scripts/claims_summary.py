@@ -53,7 +53,7 @@ def summarize(folder: Path) -> str | None:
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/results")
     print(
-        "| figure | claim rows shown | largest h per row (min–max) | why the others fail | "
+        "| figure | claim rows shown | largest h per row (min–max) | failure reasons (a row can have several) | "
         "λ = 0 rows: largest change | minutes |"
     )
     print("|---|---|---|---|---|---|")
