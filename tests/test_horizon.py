@@ -118,6 +118,8 @@ def test_quick_claim_members_reach_the_target_or_the_rule_binds(number):
         assert worst >= 0.99
         assert "not reached everywhere" in quick.figure.reduced
     assert f"{quick.train.epochs} epochs instead of" in quick.figure.reduced
+    if quick.figure.kind in ("norm_ratios", "bound"):  # per-epoch quantities
+        assert quick.rank.every == 1
     assert "Horizon rule" in quick.figure.reduced
 
 

@@ -197,6 +197,9 @@ def apply(
         config.figure.title = f"{config.figure.title}; quick: every λ × {choice.factor:.3g}"
     # Spend the CPU on steps: evaluate and measure ~rule.records times, and at the end.
     every = max(1, round(choice.epochs / rule.records))
-    config.train.eval_every = config.rank.every = every
+    config.train.eval_every = every
+    # Norm-ratio and bound figures plot a per-epoch quantity (‖W(t−1)‖/‖W(t)‖ between
+    # consecutive measurements; the bound at each epoch): they keep measuring every epoch.
+    config.rank.every = 1 if config.figure.kind in ("norm_ratios", "bound") else every
     config.figure.reduced = f"{config.figure.reduced} {choice.describe()}".strip()
     return choice
