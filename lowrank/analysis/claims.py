@@ -3,7 +3,7 @@
 A *claim row* is a trend of :func:`lowrank.analysis.trends.trends` with a predicted sign
 (λ always; μ and B where λ > 0). It is **shown** when
 
-* every seed of the figure ran to the end at every value of the row (none diverged),
+* every seed of the row ran to the end at every value of the row (none diverged),
 * every seed's ρ has the predicted sign,
 * the mean final rank moves by at least ``min_change`` (5 %) of its largest value across
   the row, and
@@ -56,6 +56,8 @@ def judge(
     min_accuracy: float = 0.3,
 ) -> ClaimRow:
     """Judges one trend from the figure's final-rank and final-accuracy rows."""
+    # The row's own seeds (a panel may run fewer seeds than the figure).
+    seeds = {r["seed"] for r in ranks if all(r[k] == v for k, v in trend.fixed.items())} or seeds
     mean = np.asarray(trend.mean_rank, float)
     change = float((np.nanmax(mean) - np.nanmin(mean)) / np.nanmax(mean)) if mean.size else 0.0
     all_seeds = all(
