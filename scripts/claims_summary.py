@@ -53,8 +53,8 @@ def summarize(folder: Path) -> str | None:
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/results")
     print(
-        "| figure | claim rows shown | largest h per row (min–max) | failure reasons (a row can have several) | "
-        "λ = 0 rows: largest change | minutes |"
+        "| figure | claim rows shown | largest h per row (min–max) | failure reasons (a row can "
+        "have several) | λ = 0 rows: largest change | minutes |"
     )
     print("|---|---|---|---|---|---|")
     for folder in sorted(root.glob("fig*")):
