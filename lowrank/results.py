@@ -170,6 +170,10 @@ class PanelResults:
     def dataset(self) -> str:
         return str(self.config.get("data", {}).get("name", ""))
 
+    def optimizer(self) -> str:
+        """``optim.name`` of the panel's run ("sgd" where the config predates the field)."""
+        return str(self.config.get("optim", {}).get("name", "sgd"))
+
 
 @dataclasses.dataclass
 class FigureResults:

@@ -17,6 +17,8 @@ from lowrank.analysis.series import nanstat
 from lowrank.results import HPARAMS, SYMBOLS, FigureResults
 
 # Prediction 4.1: the sign of the correlation between a hyperparameter and the rank.
+# What else tells panels apart (held fixed within a trend, shown where it varies).
+CONTEXT = ("dataset", "optimizer")
 PREDICTED_SIGN = {"learning_rate": -1, "weight_decay": -1, "batch_size": +1}
 
 
@@ -80,7 +82,8 @@ def final_table(results: FigureResults, key: str) -> list[dict[str, Any]]:
         for mid, value in finals.items():
             m = p.member(mid)
             row = {h: m[h] for h in HPARAMS}
-            rows.append({**row, "seed": m["seed"], "dataset": p.dataset(), "value": value})
+            rows.append({**row, "seed": m["seed"], "dataset": p.dataset(),
+                         "optimizer": p.optimizer(), "value": value})  # fmt: skip
     return rows
 
 
@@ -120,7 +123,7 @@ def decay_ratio_table(results: FigureResults, key: str) -> list[dict[str, Any]]:
       value is 0 or not finite); empty when the figure has no λ = 0 member.
     """
     rows = final_table(results, key)
-    others = ("seed", "dataset", *(h for h in HPARAMS if h != "weight_decay"))
+    others = ("seed", *CONTEXT, *(h for h in HPARAMS if h != "weight_decay"))
     controls = {tuple(r[k] for k in others): r["value"] for r in rows if r["weight_decay"] == 0}
     out = []
     for r in rows:
@@ -146,10 +149,10 @@ def trends_of_rows(rows: Sequence[dict[str, Any]], min_values: int = 3) -> list[
     """The trends of :func:`trends` from rows of :func:`final_table`'s form."""
     if not rows:
         return []
-    context = [h for h in (*HPARAMS, "dataset") if len({r[h] for r in rows}) > 1]
+    context = [h for h in (*HPARAMS, *CONTEXT) if len({r[h] for r in rows}) > 1]
     out = []
     for h in HPARAMS:
-        others = [k for k in (*HPARAMS, "dataset") if k != h]
+        others = [k for k in (*HPARAMS, *CONTEXT) if k != h]
         groups: dict[tuple, list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault(tuple(r[k] for k in others), []).append(r)
