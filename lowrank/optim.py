@@ -190,12 +190,6 @@ def make_optimizer(
     )
 
 
-def decays_like_sgd(cfg: ml_collections.ConfigDict) -> bool:
-    """Whether every direction shrinks by ``Π(1 − 2μ_tλ)`` (with momentum's rate), so that
-    the forgetting horizon applies: SGD and AdamW, not Adam with coupled L2."""
-    return cfg.get("name", "sgd") in ("sgd", "adamw")
-
-
 def is_decoupled(cfg: ml_collections.ConfigDict) -> bool:
     """Whether the decay bypasses the update's transformation (AdamW, or SGD's option)."""
     return cfg.get("name", "sgd") == "adamw" or bool(cfg.decoupled)

@@ -49,7 +49,6 @@ def judge(
     trend: Trend,
     ranks: list[dict[str, Any]],
     accuracies: list[dict[str, Any]],
-    seeds: set[int],
     horizons: list[dict[str, Any]] = (),
     *,
     min_change: float = 0.05,
@@ -57,7 +56,7 @@ def judge(
 ) -> ClaimRow:
     """Judges one trend from the figure's final-rank and final-accuracy rows."""
     # The row's own seeds (a panel may run fewer seeds than the figure).
-    seeds = {r["seed"] for r in ranks if all(r[k] == v for k, v in trend.fixed.items())} or seeds
+    seeds = {r["seed"] for r in ranks if all(r[k] == v for k, v in trend.fixed.items())}
     mean = np.asarray(trend.mean_rank, float)
     change = float((np.nanmax(mean) - np.nanmin(mean)) / np.nanmax(mean)) if mean.size else 0.0
     all_seeds = all(
@@ -98,11 +97,8 @@ def claim_rows(results: FigureResults, key: str | None = None, **criterion: floa
     key = key or f"avg_rank@{results.epsilon:g}"
     ranks = final_table(results, key)
     accuracies = final_table(results, "test_accuracy")
-    seeds = {r["seed"] for r in ranks}
     horizons = final_table(results, "horizon")
-    judged = [
-        judge(t, ranks, accuracies, seeds, horizons, **criterion) for t in trends(results, key)
-    ]
+    judged = [judge(t, ranks, accuracies, horizons, **criterion) for t in trends(results, key)]
     claims = [j for j in judged if j.trend.predicted in (-1, 1)]
     controls = [j for j in judged if j.trend.predicted == 0]
     return claims, controls
