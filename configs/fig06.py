@@ -57,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="The model is the paper's (it is small); 2000 examples keep B = 4 at "
             "500 steps per epoch.",
         )
-        horizon_rule.apply(c)  # λ × 0.166 and 60 epochs: h = 29.9 / 14.9 / 7.47
+        horizon_rule.apply(c)  # the values it chooses: the docstring
     elif arg:
         raise ValueError(f"configs/fig06.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

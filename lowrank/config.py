@@ -14,7 +14,7 @@ from typing import Any
 
 import ml_collections
 
-from lowrank import augment, data, models, optim, rank
+from lowrank import augment, budget, data, models, optim, rank
 from lowrank.errors import ConfigError
 
 __all__ = ["ConfigError", "base_config", "rank_selection", "validate"]
@@ -44,6 +44,9 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 500  # paper: 500 (ViT 200)
+    # "epochs": every batch size runs train.epochs epochs (the paper); "steps": every batch
+    # size takes the SGD steps the smallest takes in train.epochs epochs (lowrank.budget).
+    c.train.budget = "epochs"
     c.train.eval_batch_size = 1000  # examples per evaluation step (memory, not results)
     c.train.eval_train = True  # also evaluate the training split each epoch (eval mode)
     c.train.eval_every = 1  # evaluate every this many epochs (and at the last one)
@@ -366,10 +369,12 @@ def validate(
     errors += _sweep_section(config, devices)
     errors += _rank_section(config.rank)
     errors += _record_and_checkpoint_sections(config)
+    errors += budget.validate_budget(config, None)
     if not errors:
         if num_train is None:
             num_train = data.expected_num_train(config.data)
         if num_train is not None:
             errors += _sizes(config, num_train)
+            errors += budget.validate_budget(config, num_train)  # whole batches
     if errors:
         raise ConfigError("bad config:\n  " + "\n  ".join(errors))

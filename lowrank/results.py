@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 
 from lowrank import checkpoint, io
+from lowrank.budget import budget_of
 
 LINES = {"metrics": "metrics.jsonl", "theory": "theory.jsonl"}
 # The member fields that are hyperparameters (traced, and the compile group's batch size).
@@ -169,6 +170,10 @@ class PanelResults:
 
     def dataset(self) -> str:
         return str(self.config.get("data", {}).get("name", ""))
+
+    def budget(self) -> str:
+        """``train.budget`` of the panel's run: "epochs" or "steps" (``lowrank.budget``)."""
+        return budget_of(self.config)
 
     def optimizer(self) -> str:
         """``optim.name`` of the panel's run ("sgd" where the config predates the field)."""

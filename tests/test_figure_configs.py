@@ -123,9 +123,18 @@ def test_panels_expand_without_the_figure_section():
 
 
 def test_estimate_counts_members_and_steps():
-    est = figures.estimate(load(6).get_config("quick"))
-    # 3 panels × (5 λ × 3 seeds); 60 epochs (the horizon rule's, capped at the first
-    # milestone) of 2000 examples at B = 4, 8, 16.
-    assert est["members"] == 45 and est["member_epochs"] == 45 * 60
-    assert est["sequential_steps"] == 60 * (500 + 250 + 125)
+    c = load(6).get_config("quick")
+    est, e = figures.estimate(c), c.train.epochs  # the horizon rule's epochs
+    # 3 panels × (5 λ × 3 seeds); e epochs of 2000 examples at B = 4, 8, 16.
+    assert est["members"] == 45 and est["member_epochs"] == 45 * e
+    assert est["sequential_steps"] == e * (500 + 250 + 125)
+    # Under train.budget="steps" every B takes the steps of the smallest: epochs ∝ B.
+    spec = importlib.util.spec_from_file_location("equal_steps", CONFIGS / "equal_steps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    est, e = figures.estimate(c), c.train.epochs
+    # 4 panels × 5 B × 3 seeds; 2048 examples, B = 4 … 64 (31 = 1 + 2 + 4 + 8 + 16).
+    assert est["member_epochs"] == 2 * 15 * e + 2 * 3 * e * 31
+    assert est["sequential_steps"] == 2 * e * (512 + 256 + 128 + 64 + 32) + 2 * 5 * e * 512
     assert 0.2 < est["forward_mflop"] < 0.5  # MLP-BN-10-100 on 28×28 inputs

@@ -14,17 +14,20 @@ from lowrank.results import PanelResults, number
 
 @dataclasses.dataclass(frozen=True)
 class Series:
-    """One line of a figure: a key against epoch, mean and spread over seeds."""
+    """One line of a figure: a key against epoch (or step), mean and spread over seeds."""
 
     setting: tuple[Any, ...]  # the values of the varied fields
-    epochs: np.ndarray
+    epochs: np.ndarray  # the x values: epochs, or SGD steps with x="step"
     mean: np.ndarray
     std: np.ndarray
     seeds: int
 
 
-def series(panel_: PanelResults, key: str, vary: Sequence[str] | None = None) -> list[Series]:
-    """``key`` against epoch, one line per setting of ``vary``, mean ± std over members.
+def series(
+    panel_: PanelResults, key: str, vary: Sequence[str] | None = None, x: str = "epoch"
+) -> list[Series]:
+    """``key`` against ``x`` (the record's "epoch" or "step"), one line per setting of
+    ``vary``, mean ± std over members.
 
     Members with the same values of ``vary`` (normally: different seeds) are averaged;
     NaN values (diverged members) are left out of the mean.
@@ -35,7 +38,7 @@ def series(panel_: PanelResults, key: str, vary: Sequence[str] | None = None) ->
         if key not in r:
             continue
         setting = tuple(r[h] for h in vary)
-        by_setting.setdefault(setting, {}).setdefault(r["epoch"], []).append(number(r[key]))
+        by_setting.setdefault(setting, {}).setdefault(r[x], []).append(number(r[key]))
     out = []
     for setting in sorted(by_setting):
         per_epoch = by_setting[setting]

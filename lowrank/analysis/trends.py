@@ -18,7 +18,7 @@ from lowrank.results import HPARAMS, SYMBOLS, FigureResults
 
 # Prediction 4.1: the sign of the correlation between a hyperparameter and the rank.
 # What else tells panels apart (held fixed within a trend, shown where it varies).
-CONTEXT = ("dataset", "optimizer")
+CONTEXT = ("dataset", "optimizer", "budget")
 PREDICTED_SIGN = {"learning_rate": -1, "weight_decay": -1, "batch_size": +1}
 
 
@@ -83,7 +83,8 @@ def final_table(results: FigureResults, key: str) -> list[dict[str, Any]]:
             m = p.member(mid)
             row = {h: m[h] for h in HPARAMS}
             rows.append({**row, "seed": m["seed"], "dataset": p.dataset(),
-                         "optimizer": p.optimizer(), "value": value})  # fmt: skip
+                         "optimizer": p.optimizer(), "budget": p.budget(),
+                         "value": value})  # fmt: skip
     return rows
 
 
@@ -145,11 +146,27 @@ def decay_trends(results: FigureResults, key: str, min_values: int = 3) -> list[
     return trends_of_rows(decay_ratio_table(results, key), min_values)
 
 
-def trends_of_rows(rows: Sequence[dict[str, Any]], min_values: int = 3) -> list[Trend]:
-    """The trends of :func:`trends` from rows of :func:`final_table`'s form."""
-    if not rows:
-        return []
-    context = [h for h in (*HPARAMS, *CONTEXT) if len({r[h] for r in rows}) > 1]
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The rows of one trend: ``hparam`` varies, every other field is ``held``."""
+
+    hparam: str
+    held: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+    @property
+    def predicted(self) -> int | None:
+        """Prediction 4.1's sign: λ always; B and μ where λ > 0 ("≈ 0", 0, without decay)."""
+        if self.hparam == "weight_decay":
+            return PREDICTED_SIGN[self.hparam]
+        if self.hparam in PREDICTED_SIGN:
+            return 0 if self.held["weight_decay"] == 0 else PREDICTED_SIGN[self.hparam]
+        return None
+
+
+def groups_of_rows(rows: Sequence[dict[str, Any]], min_values: int = 3) -> list[Group]:
+    """For each hyperparameter with at least ``min_values`` values in a group, the groups
+    of rows that hold every other hyperparameter (and the context) fixed."""
     out = []
     for h in HPARAMS:
         others = [k for k in (*HPARAMS, *CONTEXT) if k != h]
@@ -157,37 +174,40 @@ def trends_of_rows(rows: Sequence[dict[str, Any]], min_values: int = 3) -> list[
         for r in rows:
             groups.setdefault(tuple(r[k] for k in others), []).append(r)
         for gkey, members in sorted(groups.items(), key=_group_order):
-            values = sorted({r[h] for r in members})
-            if len(values) < min_values:
-                continue
-            seeds = sorted({r["seed"] for r in members})
-            rhos = []
-            for s in seeds:
-                mine = [r for r in members if r["seed"] == s]
-                rhos.append(spearman([r[h] for r in mine], [r["value"] for r in mine]))
-            mean_rank = tuple(
-                nanstat(np.nanmean, np.asarray([r["value"] for r in members if r[h] == v]))
-                for v in values
+            if len({r[h] for r in members}) >= min_values:
+                out.append(Group(h, dict(zip(others, gkey, strict=True)), members))
+    return out
+
+
+def trends_of_rows(rows: Sequence[dict[str, Any]], min_values: int = 3) -> list[Trend]:
+    """The trends of :func:`trends` from rows of :func:`final_table`'s form."""
+    if not rows:
+        return []
+    context = [h for h in (*HPARAMS, *CONTEXT) if len({r[h] for r in rows}) > 1]
+    out = []
+    for g in groups_of_rows(rows, min_values):
+        h, members = g.hparam, g.rows
+        values = sorted({r[h] for r in members})
+        seeds = sorted({r["seed"] for r in members})
+        rhos = []
+        for s in seeds:
+            mine = [r for r in members if r["seed"] == s]
+            rhos.append(spearman([r[h] for r in mine], [r["value"] for r in mine]))
+        mean_rank = tuple(
+            nanstat(np.nanmean, np.asarray([r["value"] for r in members if r[h] == v]))
+            for v in values
+        )
+        out.append(
+            Trend(
+                hparam=h,
+                fixed={k: v for k, v in g.held.items() if k in context},
+                values=tuple(float(v) for v in values),
+                mean_rank=mean_rank,
+                rhos=tuple(rhos),
+                pooled=spearman([r[h] for r in members], [r["value"] for r in members]),
+                predicted=g.predicted,
             )
-            held = dict(zip(others, gkey, strict=True))
-            fixed = {k: v for k, v in held.items() if k in context}
-            predicted: int | None = None
-            if h == "weight_decay":
-                predicted = PREDICTED_SIGN[h]
-            elif h in PREDICTED_SIGN:
-                # Prediction 4.1: without weight decay, B and μ should barely matter.
-                predicted = 0 if held["weight_decay"] == 0 else PREDICTED_SIGN[h]
-            out.append(
-                Trend(
-                    hparam=h,
-                    fixed=fixed,
-                    values=tuple(float(v) for v in values),
-                    mean_rank=mean_rank,
-                    rhos=tuple(rhos),
-                    pooled=spearman([r[h] for r in members], [r["value"] for r in members]),
-                    predicted=predicted,
-                )
-            )
+        )
     return out
 
 

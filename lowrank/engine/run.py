@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from lowrank import checkpoint, data, models, optim
+from lowrank import budget, checkpoint, data, models, optim
 from lowrank import config as config_lib
 from lowrank.analysis import theory_checks
 from lowrank.engine import records as records_lib
@@ -82,12 +82,14 @@ def run(
     arrays = shard((ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated)
     try:
         with _matmul_precision(config.train.precision), StopRequest() as stop:
-            for g in range(len(config.sweep.batch_sizes)):
+            for g, b in enumerate(config.sweep.batch_sizes):
                 if latest is not None and g < latest[1]["group"]:
                     continue
-                group = Group(config, ds, model, [m for m in members if m.group == g], mesh)
+                gc = budget.group_config(config, b)  # train.budget="steps" scales its epochs
+                group = Group(gc, ds, model, [m for m in members if m.group == g], mesh)
                 resume = latest if latest is not None and g == latest[1]["group"] else None
-                _run_group(config, group, g, arrays, m_l, results, ckpts, resume, stop, progress)
+                ids = _CheckpointIds(config, g)
+                _run_group(gc, group, ids, arrays, m_l, results, ckpts, resume, stop, progress)
                 latest = None
     finally:
         ckpts.close()  # waits for the last asynchronous write (also when preempted)
@@ -103,9 +105,23 @@ def _matmul_precision(precision: str):
     return jax.default_matmul_precision(precision)
 
 
-def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, stop, progress) -> None:
-    """All epochs of compile group ``g`` (from a checkpoint's ``resume`` if given); after
-    an epoch in which ``stop`` caught a signal, checkpoints and raises ``Preempted``."""
+class _CheckpointIds:
+    """Checkpoint step numbers that grow across groups: ``g · (most epochs + 1) + epoch``
+    (groups run different epochs under ``train.budget = "steps"``)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, g: int) -> None:
+        self.group = g
+        self.span = max(budget.group_epochs(config, b) for b in config.sweep.batch_sizes) + 1
+
+    def __call__(self, epoch: int) -> int:
+        return self.group * self.span + epoch
+
+
+def _run_group(config, group, ids, arrays, m_l, results, ckpts, resume, stop, progress) -> None:
+    """All epochs of one compile group (from a checkpoint's ``resume`` if given); after
+    an epoch in which ``stop`` caught a signal, checkpoints and raises ``Preempted``.
+    ``config`` is the group's (``lowrank.budget.group_config``)."""
+    g = ids.group
     dropped = data.describe_remainder(arrays[0].shape[0], group.batch_size)
     if dropped:
         log.warning("group %d: %s", g, dropped)
@@ -148,7 +164,7 @@ def _run_group(config, group, g, arrays, m_l, results, ckpts, resume, stop, prog
             # Orbax refuses an empty tree: a group whose members all diverged saves a
             # placeholder (never restored: no member runs).
             state = group.state if group.state is not None else {"none": np.zeros(())}
-            ckpts.save(g * (epochs + 1) + epoch, state, meta)
+            ckpts.save(ids(epoch), state, meta)
         if stopping:
             bar.close()
             raise Preempted(stop.signal_name, g, epoch)
@@ -209,6 +225,8 @@ def _run_epoch(config, group, epoch, arrays, m_l, previous_norms, results) -> li
             r.update(diverged=True, reason=newly[m.id])
             log.warning("member %d (%s) %s", m.id, m.hparams(), newly[m.id])
         records.append(r)
+    for r in records:  # the SGD steps taken so far: equal across groups under budget="steps"
+        r["step"] = epoch * group.steps
     last = epoch == config.train.epochs
     every = config.rank.spectra_every
     if "rank" in host and (last or (every and epoch % every == 0)):
@@ -237,9 +255,10 @@ def final_state(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple
     try:
         latest = ckpts.latest_meta()
         last_group = len(config.sweep.batch_sizes) - 1
+        last_batch = config.sweep.batch_sizes[last_group]
         if latest is None or (latest[1]["group"], latest[1]["epoch"]) != (
             last_group,
-            config.train.epochs,
+            budget.group_epochs(config, last_batch),
         ):
             raise FileNotFoundError(
                 f"engine: {workdir} holds no finished run of this config; run it first."
@@ -248,7 +267,7 @@ def final_state(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple
         ds = data.load_dataset(config.data)
         model = models.build_model(config.model, ds.num_classes)
         members = [m for m in all_members_of(config) if m.group == last_group]
-        group = Group(config, ds, model, members, member_mesh())
+        group = Group(budget.group_config(config, last_batch), ds, model, members, member_mesh())
         diverged = {int(k): v for k, v in meta["diverged"].items()}
         group.resume(diverged, lambda like: ckpts.restore_state(step, like))
     finally:

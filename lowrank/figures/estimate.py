@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from lowrank import data
+from lowrank import budget, data
 from lowrank.figures.spec import panel_configs
 
 STEP_LATENCY_MS = {"mlp_bn": 0.5, "res_bn": 0.6, "vgg16": 2.0, "resnet18": 3.0, "vit": 3.0}
@@ -58,9 +58,9 @@ def estimate(config: ml_collections.ConfigDict) -> dict[str, float]:
         fwd = cache[key]
         s = c.sweep
         per_group = len(s.seeds) * len(s.learning_rates) * len(s.weight_decays) * len(s.momenta)
-        epochs = c.train.epochs
         latency = STEP_LATENCY_MS.get(c.model.name, 1.0) / 1e3
         for b in s.batch_sizes:
+            epochs = budget.group_epochs(c, b)  # train.budget="steps": ∝ B
             steps = epochs * (n_train // b)
             train_flops = per_group * steps * 3 * b * fwd
             eval_flops = per_group * (epochs + 1) * (n_train + n_test) * fwd

@@ -1,32 +1,42 @@
-"""One rule for reduced-scale figures, from the theory: reach the forgetting horizon.
+"""One rule for reduced-scale figures, from the theory: put the claims inside the horizon window.
 
 The ε-rank can fall only once a direction the gradients stop feeding has shrunk below ε,
 i.e. once the forgetting horizon ``h = 2λΣμ_t`` (``lowrank.theory.horizon``) passes
 ``ln(1/ε)``. A quick run that keeps the paper's λ but takes 100–1000× fewer steps stays far
-below it and can show nothing. The rule, the same for every figure:
+below it and can show nothing; one that goes far past it shows a network that has stopped
+learning. The rule, the same for every figure:
 
-1. **Target.** Every panel's *claim member* — its member with the largest horizon, the one
-   whose rank the claim says falls most — reaches ``h* = target_factor · ln(1/ε)`` at the
-   last epoch (default 2 ln(1/ε) ≈ 13.8 at ε = 1e-3: an unfed direction is down to ε²).
-2. **Compress λ, within a ceiling.** Every λ of the grid (sweep and panels) is multiplied by
-   one factor c (λ = 0 stays 0, so the control stays a control, and the grid's ratios stay
-   the paper's). c is capped so that every member's horizon per step (``2μλ``, or
-   ``2μλ/(1−β)`` with coupled momentum) stays ≤ ``max_decay_step``: with BatchNorm the
-   weights' direction turns by about ``√(2μλ)`` per step at equilibrium, so a
-   large 2μλ reaches the horizon by making training noisy, and a network that no longer
-   trains has not shown the paper's mechanism. The ceiling scales with the batch size,
-   ``max_decay_step · B / reference_batch``: by the linear scaling rule SGD at (μ, B)
-   follows about the same path per epoch as at (kμ, kB) (the gradient noise per step is
-   ∝ μ²/B), so the per-step decay a member tolerates grows ∝ B, while the horizon per
-   epoch, 2μλ·n/B, is the same on both paths.
-3. **Then more steps, within the budget.** Where the capped c does not reach h*, the run
-   gets more epochs (the fewest that reach it), up to the smallest of ``max_epochs``, the
-   figure's compute budget (``max_epochs`` given to :func:`apply` by the config, from a
-   measured cost per epoch) and the schedule's first milestone: a quick run is the
-   paper's first phase at constant μ, which carries most of its horizon (60 of the 65.3
-   μ₀-epochs of the 500-epoch protocol with ×0.1 at 60/100/200), so no milestone is moved
-   and none is passed. Where even those epochs do not reach h*, the figure says which
-   horizon its claim members reached.
+1. **Claim rows and their claim members.** A claim row is a trend of Prediction 4.1 with a
+   predicted sign (λ always; μ and B where λ > 0: :func:`lowrank.analysis.trends.groups_of_rows`,
+   the rows ``lowrank.analysis.claims`` judges). Its claim member is its member with the
+   largest horizon, the one whose rank the claim says falls most. (A figure without claim
+   rows — norm ratios, spectra, the bound — takes each panel's largest-h member instead.)
+2. **The window.** A row can show the claim when its claim member ends inside
+   ``[window[0], window[1]] · ln(1/ε)`` (default [1, 3]·ln(1/ε) ≈ [6.9, 20.7] at
+   ε = 1e-3): below ln(1/ε) no rank can have fallen; the upper edge is measured — in the
+   first ruled quick figures, members at h ≈ 10–19 kept test accuracy 0.5–0.7 and members
+   at h = 30–56 fell to chance with their rank.
+3. **One λ factor c, placing as many rows as it can.** Every λ of the grid (sweep and
+   panels) is multiplied by one factor c (λ = 0 stays 0, so the control stays a control,
+   and the grid's ratios stay the paper's). c is chosen to put the most claim members
+   inside the window, and among equal counts the one leaving the widest margin (in log h)
+   to the window's edges. One factor cannot place every row where the grid spans more
+   than the window (3×): those rows are reported, not hidden.
+4. **Two ceilings on c.** Every member's horizon per step (``2μλ``, or ``2μλ/(1−β)`` with
+   coupled momentum) stays ≤ ``max_decay_step · B / reference_batch``: with BatchNorm the
+   weights' direction turns by about ``√(2μλ)`` per step at equilibrium, so a large 2μλ
+   reaches the horizon by making training noisy; by the linear scaling rule SGD at (μ, B)
+   follows about the same path per epoch as at (kμ, kB), so the tolerated per-step decay
+   grows ∝ B. And every λ stays ≤ ``max_weight_decay`` (0.1, measured): a layer no
+   BatchNorm follows (the classifier) settles where its gradient balances 2λW, at a norm
+   ∝ 1/λ, and runs at λ ≈ 0.2 went to chance with 2μλ inside the ceiling.
+5. **Then more steps, within the budget.** Where the capped c cannot place the rows, the
+   run gets more epochs (the fewest that place the most rows with the widest margin), up
+   to the smallest of ``max_epochs``, the figure's compute budget (``max_epochs`` given to
+   :func:`apply` by the config, from a measured cost per epoch) and the schedule's first
+   milestone: a quick run is the paper's first phase at constant μ, which carries most of
+   its horizon (60 of the 65.3 μ₀-epochs of the 500-epoch protocol with ×0.1 at
+   60/100/200), so no milestone is moved and none is passed.
 
 :func:`apply` does this to a quick figure config and returns what it chose, which the
 config's ``figure.reduced`` states.
@@ -41,46 +51,58 @@ from typing import Any
 import ml_collections
 
 from lowrank import data, optim, theory
-from lowrank.engine.members import members
+from lowrank.analysis.trends import groups_of_rows
+from lowrank.budget import budget_of, epoch_scale
+from lowrank.engine.members import Member, members
 from lowrank.figures.spec import panel_configs
+from lowrank.results import HPARAMS
+
+# A horizon within 1 % of a window edge counts as inside: λ factors are rounded to three
+# significant digits, and 1 % of h changes an unfed direction's e^{−h} by 1 % of itself.
+EDGE = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
 class HorizonRule:
-    """The rule's three numbers (see the module docstring)."""
+    """The rule's numbers (see the module docstring)."""
 
-    target_factor: float = 2.0  # h* = target_factor · ln(1/ε)
-    # The largest horizon per step (2μλ, ÷(1−β) with momentum) a member may have: BatchNorm
-    # weights then turn by about √(2e-3) ≈ 0.045 rad per step at equilibrium; probes on
-    # ResNet-18 (issue 15) trained normally at 2μλ = 8e-4 and lost accuracy at 4e-3.
+    window: tuple[float, float] = (1.0, 3.0)  # claim members' h, in units of ln(1/ε)
+    # The largest horizon per step (2μλ, ÷(1−β) with momentum) a member of batch size
+    # reference_batch may have: BatchNorm weights then turn by about √(2e-3) ≈ 0.045 rad
+    # per step; probes on ResNet-18 at B = 8 (issue 15) trained normally at 2μλ = 8e-4
+    # and lost accuracy at 4e-3.
     max_decay_step: float = 2e-3
-    reference_batch: int = 8  # the batch size of those probes: the ceiling is ∝ B from it
+    reference_batch: int = 8
+    # The largest λ: the ruled quick runs trained at λ ≈ 0.1 (VGG-16, Fig. 17: test
+    # accuracy 0.68) and went to chance at λ ≈ 0.2 (Figs. 15, 16) within the 2μλ ceiling.
+    max_weight_decay: float = 0.1
     max_epochs: int = 200  # the most epochs the rule may give a quick run
     records: int = 12  # evaluate and measure about this many times (and at the end)
 
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """What :func:`apply` chose: λ factor, epochs, target, and each panel's claim horizon."""
+    """What :func:`apply` chose: λ factor, epochs, the window (in h) and each claim row's
+    claim-member horizon (per panel where the figure has no claim rows)."""
 
     factor: float
     epochs: int
-    target: float
+    window: tuple[float, float]
     claim_horizons: tuple[float, ...]
+    per_panel: bool = False
+
+    @property
+    def placed(self) -> int:
+        return _placement(list(self.claim_horizons), 0.0, self.window)[0]
 
     def describe(self) -> str:
-        reached = ", ".join(f"{h:.3g}" for h in self.claim_horizons)
-        short = min(self.claim_horizons, default=0.0) < self.target * (1 - 1e-9)
-        aim = (
-            "aiming at h ≥ {t} = 2 ln(1/ε) (not reached everywhere: the decay ceiling and "
-            "the epoch budget bind)"
-            if short
-            else "so that each panel's claim member reaches h ≥ {t} = 2 ln(1/ε)"
-        )
+        lo, hi = self.window
+        what = "panels' largest-h members" if self.per_panel else "claim rows' claim members"
+        reached = ", ".join(f"{h:.3g}" for h in sorted(self.claim_horizons))
         return (
             f"Horizon rule (lowrank.figures.horizon_rule): every λ × {self.factor:.3g}, "
-            f"{self.epochs} epochs, {aim.format(t=f'{self.target:.3g}')}; claim members' "
-            f"h per panel: {reached}."
+            f"{self.epochs} epochs; {self.placed} of {len(self.claim_horizons)} {what} end "
+            f"inside the window h ∈ [{lo:.3g}, {hi:.3g}] = [1, 3]·ln(1/ε) (h: {reached})."
         )
 
 
@@ -88,18 +110,44 @@ def _panel_configs(config: ml_collections.ConfigDict) -> list[ml_collections.Con
     return [p.config for p in panel_configs(config)]
 
 
+def member_horizon(
+    run_config: ml_collections.ConfigDict, m: Member, epochs: int, factor: float = 1.0
+) -> float:
+    """The horizon member ``m`` of ``run_config`` reaches after ``epochs`` epochs with its
+    λ multiplied by ``factor``."""
+    k = epoch_scale(run_config, m.batch_size)  # train.budget="steps": epochs ∝ B
+    o = run_config.optim
+    steps = data.expected_num_train(run_config.data) // m.batch_size
+    milestones = tuple(int(e) * k for e in o.milestones)
+    mult = optim.multiplier_sum(o.schedule, milestones, o.factor, steps, epochs * k)
+    return theory.horizon(m.learning_rate * mult, factor * m.weight_decay, m.momentum, o.decoupled)
+
+
 def claim_horizon(run_config: ml_collections.ConfigDict, epochs: int, factor: float) -> float:
     """The largest horizon a member of ``run_config`` reaches after ``epochs`` epochs with
     every λ multiplied by ``factor``."""
-    o = run_config.optim
-    n = data.expected_num_train(run_config.data)
-    best = 0.0
-    for m in members(run_config):
-        steps = n // m.batch_size
-        mult = optim.multiplier_sum(o.schedule, o.milestones, o.factor, steps, epochs)
-        h = theory.horizon(m.learning_rate * mult, factor * m.weight_decay, m.momentum, o.decoupled)
-        best = max(best, h)
-    return best
+    return max((member_horizon(run_config, m, epochs, factor) for m in members(run_config)),
+               default=0.0)  # fmt: skip
+
+
+def claim_rows(
+    panels: list[ml_collections.ConfigDict],
+) -> list[list[tuple[ml_collections.ConfigDict, Member]]]:
+    """The members of each claim row of the figure (the rows ``lowrank.analysis.claims``
+    judges), from the configs alone."""
+    rows = [
+        {
+            **{h: getattr(m, h) for h in HPARAMS},
+            "seed": m.seed,
+            "dataset": str(p.data.name),
+            "optimizer": str(p.optim.get("name", "sgd")),
+            "budget": budget_of(p),
+            "entry": (p, m),
+        }
+        for p in panels
+        for m in members(p)
+    ]
+    return [[r["entry"] for r in g.rows] for g in groups_of_rows(rows) if g.predicted in (-1, 1)]
 
 
 def _decay_ceiling(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
@@ -129,30 +177,63 @@ def epoch_cap(config: ml_collections.ConfigDict, rule: HorizonRule, budget: int 
     return cap
 
 
+def _placement(units: list[float], log_factor: float, window: tuple[float, float]):
+    """(rows inside the window, their smallest log-margin to its edges) at factor e^s; with
+    no row inside, (0, minus the log-distance of the nearest row): closer is better."""
+    a, b = (math.log(w) for w in window)
+    xs = [math.log(u) + log_factor for u in units if u > 0]
+    inside = [min(x - a, b - x) for x in xs if x - a >= -EDGE and x - b <= EDGE]
+    if not inside:
+        return 0, round(-min((max(a - x, x - b) for x in xs), default=math.inf), 6)
+    return len(inside), round(min(inside), 6)
+
+
+def _best_factor(units: list[float], window: tuple[float, float], most: float):
+    """The factor ≤ ``most`` that places the most rows in the window, with the widest
+    margin: ((count, margin), factor). The optimum centres some run of rows in the window."""
+    a, b = (math.log(w) for w in window)
+    xs = sorted(math.log(u) for u in units if u > 0)
+    if not xs:
+        return (0, 0.0), 1.0
+    cap = math.log(most) if math.isfinite(most) else math.inf
+    candidates = {cap} if math.isfinite(cap) else set()
+    for i, lo in enumerate(xs):
+        for hi in xs[i:]:
+            if hi - lo <= b - a:
+                candidates.add(min(cap, (a + b) / 2 - (lo + hi) / 2))
+    best = max(candidates, key=lambda s: (_placement(units, s, window), -s))
+    return _placement(units, best, window), math.exp(best)
+
+
 def choose(
     config: ml_collections.ConfigDict, rule: HorizonRule, max_epochs: int | None = None
 ) -> Choice:
     """The λ factor and epochs the rule gives a figure config (nothing is changed);
     ``max_epochs`` is the figure's compute budget in epochs."""
     panels = _panel_configs(config)
-    target = rule.target_factor * theory.horizon_needed(config.figure.epsilon)
-    ceiling = _decay_ceiling(panels, rule)
+    ln = theory.horizon_needed(config.figure.epsilon)
+    window = (rule.window[0] * ln, rule.window[1] * ln)
+    largest_decay = max(max(p.sweep.weight_decays) for p in panels)
+    lam_ceiling = rule.max_weight_decay / largest_decay if largest_decay > 0 else math.inf
+    most = min(_decay_ceiling(panels, rule), lam_ceiling)
+    rows = claim_rows(panels)
+    per_panel = not rows  # norm ratios, spectra, the bound: each panel's largest-h member
+    if per_panel:
+        rows = [[(p, m) for m in members(p)] for p in panels]
 
-    def factor_for(epochs: int) -> float:  # the λ factor that reaches the target
-        weakest = min(claim_horizon(p, epochs, 1.0) for p in panels)
-        return _round(target / weakest, up=True) if weakest > 0 else math.inf
+    def units(epochs: int) -> list[float]:  # each row's claim-member h at factor 1
+        return [max(member_horizon(p, m, epochs) for p, m in row) for row in rows]
 
     hi = epoch_cap(config, rule, max_epochs)
-    lo = min(config.train.epochs, hi)
-    if factor_for(hi) > ceiling:  # not even the most epochs: the ceiling, and say so
-        epochs, factor = hi, _round(ceiling, up=False)
-    else:  # the fewest epochs (h grows with them) whose factor stays under the ceiling
-        while lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if factor_for(mid) <= ceiling else (mid + 1, hi)
-        epochs, factor = lo, factor_for(lo)
-    claims = tuple(claim_horizon(p, epochs, factor) for p in panels)
-    return Choice(factor, epochs, target, claims)
+    best: tuple[tuple[int, float], int, float] | None = None
+    for epochs in range(min(config.train.epochs, hi), hi + 1):  # the fewest epochs win ties
+        score, factor = _best_factor(units(epochs), window, most)
+        if best is None or score > best[0]:
+            best = (score, epochs, factor)
+    _, epochs, factor = best
+    factor = _round(factor, up=False) if math.isfinite(factor) else 1.0
+    horizons = tuple(u * factor for u in units(epochs))
+    return Choice(factor, epochs, window, horizons, per_panel)
 
 
 def _round(x: float, *, up: bool) -> float:

@@ -58,18 +58,20 @@ def plot_curves(
     fig = Figure(figsize=(3.4 * n + 0.6, 5.6), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False, sharex="col")
     for j, p in enumerate(results.panels):
-        ranks = series(p, key)
+        # Under train.budget="steps" the batch sizes run different epochs: plot steps.
+        x = "step" if p.budget() == "steps" else "epoch"
+        ranks = series(p, key, x=x)
         line_colors = colors(len(ranks))
         top, bottom = axes[0, j], axes[1, j]
         for s, c in zip(ranks, line_colors, strict=True):
             band(top, s, c, setting_label(p.vary, s.setting))
         for split, style in (("train_accuracy", "-"), ("test_accuracy", "--")):
-            for s, c in zip(series(p, split), line_colors, strict=False):
+            for s, c in zip(series(p, split, x=x), line_colors, strict=False):
                 band(bottom, s, c, None, style)
         top.set_title(p.label, fontsize=10)
         top.set_ylabel(label if j == 0 else "")
         bottom.set_ylabel("accuracy (train —, test - -)" if j == 0 else "")
-        bottom.set_xlabel("epoch")
+        bottom.set_xlabel("SGD steps" if x == "step" else "epoch")
         top.legend(fontsize=7, loc="best")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
