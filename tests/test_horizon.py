@@ -94,7 +94,8 @@ def _member_horizons(quick, rule):
             h = 2 * m.weight_decay * sum(mus) / (1 - m.momentum)
             rows.append({"learning_rate": m.learning_rate, "weight_decay": m.weight_decay,
                          "momentum": m.momentum, "batch_size": m.batch_size, "seed": m.seed,
-                         "dataset": c.data.name, "optimizer": c.optim.name, "value": h,
+                         "dataset": c.data.name, "optimizer": c.optim.name,
+                         "budget": c.train.budget, "value": h,
                          "panel": p.name})  # fmt: skip
     return rows, worst
 
@@ -183,20 +184,25 @@ def test_budget_and_first_milestone_cap_the_epochs():
     assert horizon_rule.epoch_cap(c, rule, None) == rule.max_epochs
 
 
-def test_rule_adds_epochs_where_the_decay_ceiling_binds_and_reports_a_shortfall():
+def test_rule_spends_the_epoch_budget_and_reports_what_the_ceilings_leave():
     from test_figure_configs import load
 
     from lowrank.figures import horizon_rule
 
     c = load(6).get_config("quick")
     c.optim.schedule = "constant"  # no milestone inside the longer runs asked for below
-    base = horizon_rule.choose(c, horizon_rule.HorizonRule(max_epochs=2000))
-    # A ceiling 10× lower: λ cannot carry the horizon, so the rule asks for more epochs
-    # and places as many rows as before.
-    strict = horizon_rule.HorizonRule(max_decay_step=2e-4, max_epochs=2000)
-    choice = horizon_rule.choose(c, strict)
-    assert choice.epochs > base.epochs and choice.placed == base.placed > 0
-    # With too few epochs allowed it takes the most it may and says what was placed.
+    base = horizon_rule.choose(c, horizon_rule.HorizonRule(max_epochs=120))
+    # The horizon comes from steps: every epoch allowed, and half the λ factor of 60 epochs.
+    assert base.epochs == 120 and base.placed > 0
+    half = horizon_rule.choose(c, horizon_rule.HorizonRule(max_epochs=60))
+    assert base.factor == pytest.approx(half.factor / 2, rel=2e-2)
+    assert base.placed == half.placed
+    # A ceiling that leaves too little decay: the ceiling, and the count it reaches.
     short = horizon_rule.choose(c, horizon_rule.HorizonRule(max_decay_step=2e-5, max_epochs=60))
-    assert short.epochs == 60 and short.placed < base.placed
+    worst = max(
+        2 * m.learning_rate * m.weight_decay * short.factor / (2e-5 * m.batch_size / 8)
+        for p in horizon_rule._panel_configs(c)
+        for m in engine.members(p)
+    )
+    assert short.placed < base.placed and worst == pytest.approx(1, rel=1e-2)
     assert f"{short.placed} of {len(short.claim_horizons)} claim rows" in short.describe()
