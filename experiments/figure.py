@@ -147,6 +147,16 @@ def write_trends(out: Path, results) -> str:
                 f"{label}: a run's final value over that of the same run with λ = 0 "
                 f"(same seed, μ, β, B), one ρ per seed (others held fixed)\n\n{table}\n"
             )
+    for measure in ("epsilon", "stable"):  # the layers' outputs, where recorded
+        key, label = plots.rank_measure(measure, results.epsilon)
+        key = f"repr_{key}"
+        if any(key in r for p in results.panels for r in p.records):
+            found[key] = trend_lib.trends(results, key=key)
+            sections.append(
+                f"Spearman ρ between each hyperparameter and the final {label} of the layers' "
+                f"outputs on the probe batch (rank.probe_size), one ρ per seed (others held "
+                f"fixed)\n\n{trend_lib.trend_table(found[key])}\n"
+            )
     found.update(found_decay)
     sections += decay_sections
     claims, controls = claims_lib.claim_rows(results)

@@ -96,6 +96,11 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     c.rank.every = 1  # compute ranks, norms and bounds every this many epochs
     c.rank.spectra_every = 10  # save all singular values every this many epochs (0: last)
     c.rank.method = "svd"  # "svd" (float32 SVD) | "gram" (float64 eigenvalues; needs x64)
+    # Representation ranks (lowrank.train.represent): each measured layer's outputs on this
+    # many training images (drawn once from rank.probe_seed), ranked like the weights at
+    # the same epochs; 0: off.
+    c.rank.probe_size = 0
+    c.rank.probe_seed = 0
     return c
 
 
@@ -286,6 +291,13 @@ def _rank_section(r: ml_collections.ConfigDict) -> list[str]:
         isinstance(r.every, int) and r.every >= 1,
         f"rank.every={r.every!r}: must be an integer ≥ 1.",
     )
+    for field in ("probe_size", "probe_seed"):
+        v = r.get(field, 0)
+        check(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            f"rank.{field}={v!r}: must be an integer ≥ 0"
+            + (" (0: no representation ranks)." if field == "probe_size" else "."),
+        )
     check(
         isinstance(r.spectra_every, int) and r.spectra_every >= 0,
         f"rank.spectra_every={r.spectra_every!r}: must be an integer ≥ 0 (0: last epoch only).",
@@ -325,6 +337,12 @@ def _sizes(config: ml_collections.ConfigDict, num_train: int) -> list[str]:
             f"sweep.batch_sizes contains B={too_big}: larger than the training set "
             f"({num_train} examples), so an epoch has no step. Use B ≤ {num_train}, or a "
             "larger training set (data.train_subset=0, a smaller data.validation_size)."
+        ]
+    probe = config.rank.get("probe_size", 0)
+    if isinstance(probe, int) and probe > num_train:
+        return [
+            f"rank.probe_size={probe}: more probe images than the {num_train} training "
+            f"examples; use rank.probe_size ≤ {num_train} (0: off)."
         ]
     steps = min(num_train // b for b in batch_sizes) if batch_sizes else 0
     record = config.record.steps

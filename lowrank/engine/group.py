@@ -72,6 +72,12 @@ class Group:
             selection=config_lib.rank_selection(config),
         )  # fmt: skip
         self.measure_fn = over_members(measure, 1)
+        represent = functools.partial(
+            train.represent, model=model, mean=ds.mean, std=ds.std,
+            epsilons=tuple(config.rank.epsilons), normalization=config.rank.normalization,
+            method=config.rank.method, selection=config_lib.rank_selection(config),
+        )  # fmt: skip
+        self.represent_fn = over_members(represent, 1)
         self.roster = Roster(group_members, mesh.size)
         self.state = self._fresh_state()
 
@@ -129,3 +135,7 @@ class Group:
 
     def measure(self) -> dict[str, Any]:
         return self.measure_fn(self.state.params)
+
+    def represent(self, probe_images) -> dict[str, Any]:
+        """Rank measures of every measured layer's outputs on the probe images."""
+        return self.represent_fn(self.state, probe_images)

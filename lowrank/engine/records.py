@@ -103,6 +103,23 @@ def member_record(
             if optimizer == "sgd"
             else None
         )
+    if "repr" in host:
+        r.update(representation_fields(host["repr"], k, epsilons))
+    return r
+
+
+def representation_fields(ms: dict[str, Any], k: int, epsilons: tuple[float, ...]) -> dict:
+    """Row ``k``'s representation ranks (``lowrank.train.represent``) as record fields:
+    ``repr_avg_rank@ε``, ``repr_avg_{stable,entropy,numerical}_rank`` and per layer
+    ``repr_rank`` (one value per ε) and ``repr_stable_rank``."""
+    avg, per = ms["average"], ms["per_layer"]
+    r: dict[str, Any] = {
+        f"repr_avg_rank@{e:g}": float(avg["threshold_rank"][k][i]) for i, e in enumerate(epsilons)
+    }
+    for name in ("numerical_rank", "stable_rank", "entropy_rank"):
+        r[f"repr_avg_{name}"] = float(avg[name][k])
+    r["repr_rank"] = {p: v[k].tolist() for p, v in per["threshold_rank"].items()}
+    r["repr_stable_rank"] = {p: float(v[k]) for p, v in per["stable_rank"].items()}
     return r
 
 

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from lowrank import budget, checkpoint, data, models, optim
+from lowrank import budget, checkpoint, data, models, optim, train
 from lowrank import config as config_lib
 from lowrank.analysis import theory_checks
 from lowrank.engine import records as records_lib
@@ -79,7 +79,12 @@ def run(
     m_l = structure.patch_counts(model, ds.input_shape, **config_lib.rank_selection(config))
     results.write_structure(m_l)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    arrays = shard((ds.train_images, ds.train_labels, ds.test_images, ds.test_labels), replicated)
+    probe = config.rank.get("probe_size", 0)  # representation ranks: a fixed probe batch
+    idx = train.probe_indices(ds.num_train, probe, config.rank.probe_seed) if probe else []
+    arrays = shard(
+        (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, ds.train_images[idx]),
+        replicated,
+    )
     try:
         with _matmul_precision(config.train.precision), StopRequest() as stop:
             for g, b in enumerate(config.sweep.batch_sizes):
@@ -177,7 +182,7 @@ def _device_epoch(config, group: Group, epoch: int, arrays) -> dict[str, Any]:
     """Train (epoch > 0), evaluate and measure the running members; one host sync."""
     if group.state is None:
         return {}
-    train_x, train_y, test_x, test_y = arrays
+    train_x, train_y, test_x, test_y, probe = arrays
     last = epoch == config.train.epochs
     out: dict[str, Any] = {}
     if epoch > 0:
@@ -188,6 +193,8 @@ def _device_epoch(config, group: Group, epoch: int, arrays) -> dict[str, Any]:
         out["test"] = group.evaluate(test_x, test_y)
     if epoch % config.rank.every == 0 or last:
         out["rank"] = group.measure()
+        if config.rank.get("probe_size", 0):
+            out["repr"] = group.represent(probe)
     if "window" in out:
         out["params"] = group.state.params
     return to_host(out)  # the one host sync of the epoch

@@ -47,7 +47,9 @@ from lowrank.results import SYMBOLS, FigureResults, PanelResults, load_results, 
 def plot_curves(
     results: FigureResults, epsilon: float | None = None, measure: str = "epsilon"
 ) -> Figure:
-    """Average rank (top row) and train/test accuracy (bottom row), one column per panel.
+    """Average rank (top row) and train/test accuracy (bottom row), one column per panel;
+    where the runs recorded representation ranks (``rank.probe_size``), a middle row of
+    the same measure on the layers' outputs.
 
     ``measure`` picks the rank of the top row (:data:`RANK_MEASURES`; the ε-rank at
     ``epsilon``, default the figure's ε).
@@ -55,16 +57,22 @@ def plot_curves(
     eps = results.epsilon if epsilon is None else epsilon
     key, label = rank_measure(measure, eps, axis=True)
     n = len(results.panels)
-    fig = Figure(figsize=(3.4 * n + 0.6, 5.6), layout="constrained")
-    axes = fig.subplots(2, n, squeeze=False, sharex="col")
+    features = any(f"repr_{key}" in r for p in results.panels for r in p.records)
+    rows = 3 if features else 2
+    fig = Figure(figsize=(3.4 * n + 0.6, 2.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, n, squeeze=False, sharex="col")
     for j, p in enumerate(results.panels):
         # Under train.budget="steps" the batch sizes run different epochs: plot steps.
         x = "step" if p.budget() == "steps" else "epoch"
         ranks = series(p, key, x=x)
         line_colors = colors(len(ranks))
-        top, bottom = axes[0, j], axes[1, j]
+        top, bottom = axes[0, j], axes[-1, j]
         for s, c in zip(ranks, line_colors, strict=True):
             band(top, s, c, setting_label(p.vary, s.setting))
+        if features:  # the layers' outputs on the probe batch, same measure and colours
+            for s, c in zip(series(p, f"repr_{key}", x=x), line_colors, strict=False):
+                band(axes[1, j], s, c, None)
+            axes[1, j].set_ylabel(f"{label}\nof layer outputs" if j == 0 else "")
         for split, style in (("train_accuracy", "-"), ("test_accuracy", "--")):
             for s, c in zip(series(p, split, x=x), line_colors, strict=False):
                 band(bottom, s, c, None, style)
@@ -73,7 +81,7 @@ def plot_curves(
         bottom.set_ylabel("accuracy (train —, test - -)" if j == 0 else "")
         bottom.set_xlabel("SGD steps" if x == "step" else "epoch")
         top.legend(fontsize=7, loc="best")
-        for ax in (top, bottom):
+        for ax in axes[:, j]:
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
     suptitle(fig, title_of(results))

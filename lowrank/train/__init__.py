@@ -7,6 +7,8 @@
   same steps from a host loop (faster for conv nets on CPUs).
 * :func:`evaluate`: loss and accuracy on a split, BatchNorm in evaluation mode.
 * :func:`measure`: rank measures, singular values and norms of the weight matrices.
+* :func:`represent`: the same rank measures of each measured layer's outputs on a probe
+  batch (:mod:`~lowrank.train.represent`).
 
 Modules: :mod:`~lowrank.train.step` (state, step, recording), :mod:`~lowrank.train.epoch`
 (an epoch, scan or host loop), :mod:`~lowrank.train.evaluate` (evaluate, measure). This is
@@ -18,6 +20,7 @@ that varies across members (parameters, μ, λ, β, RNG) lives in the array stat
 
 from lowrank.train.epoch import HostEpoch, epoch_end, epoch_start, epoch_step, train_epoch
 from lowrank.train.evaluate import evaluate, measure
+from lowrank.train.represent import probe_indices, represent
 from lowrank.train.step import (
     Hparams,
     InjectedLearningRate,
@@ -47,6 +50,8 @@ __all__ = [
     "evaluate",
     "init_state",
     "measure",
+    "probe_indices",
+    "represent",
     "state_from_variables",
     "train_and_record",
     "train_epoch",
