@@ -7,7 +7,8 @@ lines λ::
     python experiments/figure.py --config=configs/full_batch.py --out workdirs/full_batch \
         --publish experiments/results/full_batch
 
-Every panel's λ grid is Fig. 6 quick's B = 8 grid × B/8 (× the ratio of steps per epoch
+Every panel's λ grid is Fig. 6's grid × 0.166 (its B = 8 quick grid under the first
+horizon rule) × B/8 (× the ratio of steps per epoch
 where B does not divide 2000), so that each line reaches the same
 forgetting horizon h = 2λΣμ_t = 0, 0.5, 1.5, 5, 15 in every panel (h per epoch is
 2μλ·n/B): B then changes only the noise of the steps, not how far the run has come in
@@ -23,7 +24,7 @@ import ml_collections
 from lowrank.figures import figure_section, panel, paper_config, quick_variant
 
 REFERENCE_BATCH = 8
-WEIGHT_DECAYS_AT_8 = (0.0, 1.66e-4, 4.98e-4, 1.66e-3, 4.98e-3)  # Fig. 6 quick's grid
+WEIGHT_DECAYS_AT_8 = (0.0, 1.66e-4, 4.98e-4, 1.66e-3, 4.98e-3)  # Fig. 6's grid × 0.166
 BATCH_SIZES = (4, 8, 16, 64, 250, 2000)  # 2000: the whole training subset
 TRAIN_SUBSET = 2000
 

@@ -190,6 +190,26 @@ def make_optimizer(
     )
 
 
+def adamw_direction(cfg: ml_collections.ConfigDict) -> Callable[[Any, Any], Any]:
+    """AdamW's direction u_t of a step, from the step's data gradient and the optimizer
+    state before it: the step is ``W_{t+1} = (1 − 2μ_tλ)W_t − μ_t u_t`` (the forgetting
+    identity with u in place of the gradient). Recomputed from Adam's moments by optax's
+    own ``scale_by_adam``, independently of the weights."""
+    adam = optax.scale_by_adam(
+        b1=float(cfg.adam_b1), b2=float(cfg.adam_b2), eps=float(cfg.adam_eps)
+    )
+
+    def is_adam(x: Any) -> bool:
+        return isinstance(x, optax.ScaleByAdamState)
+
+    def direction(grads: Any, opt_state: Any) -> Any:
+        leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=is_adam)
+        (before,) = [s for s in leaves if is_adam(s)]
+        return adam.update(grads, before)[0]
+
+    return direction
+
+
 def is_decoupled(cfg: ml_collections.ConfigDict) -> bool:
     """Whether the decay bypasses the update's transformation (AdamW, or SGD's option)."""
     return cfg.get("name", "sgd") == "adamw" or bool(cfg.decoupled)

@@ -33,6 +33,9 @@ def _recording(config: ml_collections.ConfigDict, multiplier: Any) -> train.Reco
         selection=tuple(
             sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in selection.items())
         ),
+        direction=optim.adamw_direction(config.optim)
+        if config.optim.get("name", "sgd") == "adamw"
+        else None,
     )
 
 

@@ -175,6 +175,9 @@ class Recording:
     steps: int
     learning_rate: Callable[[Any], Array]  # opt_state → μ_t of its next step
     selection: tuple = ()  # sorted (key, value) items for rank.weight_matrices
+    # (grads, opt_state before the step) → what the step applies in place of the gradient
+    # (AdamW: Adam's direction, lowrank.optim.adamw_direction); None: the data gradient.
+    direction: Callable[[Any, Any], Any] | None = None
 
 
 def _record(state: TrainState, grads: Any, rec: Recording) -> dict[str, Any]:
@@ -183,7 +186,9 @@ def _record(state: TrainState, grads: Any, rec: Recording) -> dict[str, Any]:
     return {
         "weights": rank.weight_matrices(state.params, **selection),
         "velocities": None if trace is None else rank.weight_matrices(trace, **selection),
-        "grads": rank.weight_matrices(grads, **selection),
+        "grads": rank.weight_matrices(
+            grads if rec.direction is None else rec.direction(grads, state.opt_state), **selection
+        ),
         "learning_rates": rec.learning_rate(state.opt_state),
     }
 
