@@ -174,7 +174,7 @@ def test_full_batch_study_matches_horizons_across_batch_sizes():
 
 def test_adamw_forgetting_identity_holds_on_a_recorded_run(tmp_path):
     """W_T = Π(1 − 2μ_tλ) W_{T−n} − Σ μ_t Π(…) u_t with u Adam's direction, recomputed
-    from the recorded moments; the same check with the raw gradient in place of u fails."""
+    from the moments the optimizer held before each recorded step."""
     c = tiny_config(weight_decays=(5e-2,))
     c.optim.name, c.sweep.learning_rates = "adamw", (1e-2,)
     c.train.epochs, c.optim.milestones = 1, (1,)
