@@ -78,13 +78,7 @@ def run(
     model = models.build_model(config.model, ds.num_classes)
     m_l = structure.patch_counts(model, ds.input_shape, **config_lib.rank_selection(config))
     results.write_structure(m_l)
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    probe = config.rank.get("probe_size", 0)  # representation ranks: a fixed probe batch
-    idx = train.probe_indices(ds.num_train, probe, config.rank.probe_seed) if probe else []
-    arrays = shard(
-        (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, ds.train_images[idx]),
-        replicated,
-    )
+    arrays = _device_arrays(config, ds, mesh)
     try:
         with _matmul_precision(config.train.precision), StopRequest() as stop:
             for g, b in enumerate(config.sweep.batch_sizes):
@@ -101,6 +95,18 @@ def run(
     table = records_lib.summary(results.records(), float(config.rank.epsilons[0]))
     results.write_summary(table)
     return table
+
+
+def _device_arrays(config: ml_collections.ConfigDict, ds: Any, mesh: Any) -> tuple:
+    """The splits and the probe batch of the representation ranks (empty when
+    ``rank.probe_size`` is 0), replicated on every device."""
+    probe = config.rank.get("probe_size", 0)
+    idx = train.probe_indices(ds.num_train, probe, config.rank.probe_seed) if probe else []
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return shard(
+        (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, ds.train_images[idx]),
+        replicated,
+    )
 
 
 def _matmul_precision(precision: str):
