@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lowrank.results import SYMBOLS, load_results  # noqa: E402
+from lowrank.results import SYMBOLS, load_results
 
 
 def _mean(values: list[float]) -> float:

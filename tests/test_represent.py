@@ -108,3 +108,15 @@ def test_probe_indices_are_distinct_and_fixed_by_the_seed():
     assert not np.array_equal(a, train.probe_indices(100, 30, seed=4))
     with pytest.raises(ValueError, match=r"rank.probe_size=0: must be in 1\.\.100"):
         train.probe_indices(100, 0, seed=0)
+
+
+def test_tall_outputs_keep_their_singular_values_through_the_qr():
+    from lowrank.train.represent import _square
+
+    h = jax.random.normal(jax.random.PRNGKey(0), (4096, 12)) * jnp.logspace(0, -4, 12)
+    np.testing.assert_allclose(
+        jnp.linalg.svd(_square(h), compute_uv=False),
+        np.linalg.svd(np.asarray(h, np.float64), compute_uv=False),
+        rtol=1e-4,
+    )
+    assert _square(h).shape == (12, 12) and _square(h.T).shape == (12, 4096)

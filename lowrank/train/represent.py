@@ -14,6 +14,7 @@ stable, entropy), BatchNorm in evaluation mode. The layer outputs are the pre-ac
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -67,6 +68,17 @@ def layer_outputs(
     return out
 
 
+def _square(h: Array) -> Array:
+    """A matrix with the singular values of ``h`` and at most min(h.shape) rows: R of its
+    QR decomposition when ``h`` is tall. A convolution's output has examples × positions
+    rows (512 × 1024 for 32×32 images), which a dense SVD would handle with workspace
+    quadratic in the rows; the QR's R is channels × channels (backward stable, so its σ
+    are H's to float32 rounding)."""
+    if h.shape[0] <= h.shape[1]:
+        return h
+    return jnp.linalg.qr(h, mode="r")
+
+
 def represent(
     state: TrainState,
     images: Array,
@@ -84,4 +96,7 @@ def represent(
     x = data.standardize(images, mean, std)
     variables = _variables(state.params, state.batch_stats)
     outputs = layer_outputs(variables, x, model=model, selection=selection)
-    return rank.measures(rank.spectra_of(outputs, method=method), epsilons, normalization)
+    spec = rank.spectra_of({p: _square(h) for p, h in outputs.items()}, method=method)
+    # The numerical rank's tolerance scales with the largest dimension: the outputs' own.
+    spec = dataclasses.replace(spec, shapes={p: tuple(h.shape) for p, h in outputs.items()})
+    return rank.measures(spec, epsilons, normalization)
