@@ -60,7 +60,7 @@ def member_record(
 ) -> dict[str, Any]:
     """Member ``m``'s record for this epoch, from row ``k`` of the host copy of the metrics.
 
-    ``lr_multiplier``: the schedule's multiplier of μ at this epoch's end;
+    ``lr_multiplier``: the schedule's multiplier of μ at this epoch's last step;
     ``multiplier_sum``: the multipliers summed over the steps so far (``μ`` times it is
     ``Σ_t μ_t``, which gives the forgetting horizon). Updates ``previous_norms[m.id]`` (the
     norm ratios of the next epoch divide by it). Theorem 3.3's bound is SGD's (its

@@ -211,7 +211,9 @@ def _run_epoch(config, group, epoch, arrays, m_l, previous_norms, results) -> li
     writes the spectra and theory checks; members found diverged leave the device."""
     host = _device_epoch(config, group, epoch, arrays)
     epsilons = tuple(float(e) for e in config.rank.epsilons)
-    lr_multiplier = float(group.multiplier(jnp.asarray(epoch * group.steps)))
+    # μ of the epoch's last step: a run that ends on a milestone reports the μ it trained
+    # with, not the one its next step would take.
+    lr_multiplier = float(group.multiplier(jnp.asarray(max(epoch * group.steps - 1, 0))))
     o = config.optim
     schedule = {
         "multiplier_sum": optim.multiplier_sum(
