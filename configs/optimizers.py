@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, optimizer_panels, paper_config, quick_variant
 
 SGD_WEIGHT_DECAYS = (0.0, 1.66e-4, 4.98e-4, 1.66e-3, 4.98e-3)  # Fig. 6's grid × 0.166
 ADAM_LEARNING_RATE = 1e-3
@@ -47,11 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         0,
         "curves",
         "weight_decay",
-        [
-            panel("SGD, μ = 0.1", {"optim.name": "sgd"}),
-            panel("AdamW, μ = 1e-3, λ × 100", {"optim.name": "adamw", **adam}),
-            panel("Adam + L2, μ = 1e-3, λ × 100", {"optim.name": "adam", **adam}),
-        ],
+        optimizer_panels("μ = 0.1", "μ = 1e-3, λ × 100", adam),
         scale="full",
         title="MLP-BN-10-100, B = 8: SGD, AdamW and Adam + L2 at matched 2μλ",
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, optimizer_panels, paper_config, quick_variant
 
 BATCH_SIZES = (4, 16, 64)
 
@@ -36,11 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         0,
         "curves",
         "batch_size",
-        [
-            panel("SGD, μ = 0.1, λ = 5e-3", {"optim.name": "sgd"}),
-            panel("AdamW, μ = 1e-3, λ = 0.5", {"optim.name": "adamw", **adam}),
-            panel("Adam + L2, μ = 1e-3, λ = 0.5", {"optim.name": "adam", **adam}),
-        ],
+        optimizer_panels("μ = 0.1, λ = 5e-3", "μ = 1e-3, λ = 0.5", adam),
         scale="full",
         title="MLP-BN-10-100: lines B at equal SGD steps (equal h), SGD vs AdamW vs Adam + L2",
     )

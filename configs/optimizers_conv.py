@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import figure_section, panel, paper_config, quick_variant
+from lowrank.figures import figure_section, optimizer_panels, paper_config, quick_variant
 
 SGD_WEIGHT_DECAYS = (0.0, 5.62e-4, 1.69e-3, 5.62e-3, 1.69e-2)  # h = 0, 0.4, 1.2, 4, 12
 SGD_LEARNING_RATE, ADAM_LEARNING_RATE = 0.1, 1e-3
@@ -40,11 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         0,
         "curves",
         "weight_decay",
-        [
-            panel("SGD, μ = 0.1", {"optim.name": "sgd"}),
-            panel("AdamW, μ = 1e-3, λ × 100", {"optim.name": "adamw", **adam}),
-            panel("Adam + L2, μ = 1e-3, λ × 100", {"optim.name": "adam", **adam}),
-        ],
+        optimizer_panels("μ = 0.1", "μ = 1e-3, λ × 100", adam),
         scale="full",
         title="ResNet-18 (width 4), digits, B = 16: SGD, AdamW and Adam + L2 at matched 2μλ",
     )

@@ -61,6 +61,16 @@ DIGITS_REASON = (
 # ------------------------------------------------------------------------ the config
 
 
+def optimizer_panels(sgd: str, adam: str, adam_values: Mapping[str, Any]) -> list[dict]:
+    """Three panels, SGD, AdamW and Adam + L2 (``optim.name``): the Adam panels also set
+    ``adam_values`` (their μ and λ); ``sgd`` and ``adam`` end the panels' labels."""
+    return [
+        panel(f"SGD, {sgd}", {"optim.name": "sgd"}),
+        panel(f"AdamW, {adam}", {"optim.name": "adamw", **adam_values}),
+        panel(f"Adam + L2, {adam}", {"optim.name": "adam", **adam_values}),
+    ]
+
+
 def panel(label: str, values: Mapping[str, Any] | None = None, *, vary: Any = None) -> dict:
     """One panel: a label and the run-config fields it sets (``{"sweep.batch_sizes": (4,)}``).
 
