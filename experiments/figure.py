@@ -149,7 +149,7 @@ def write_trends(out: Path, results) -> str:
             )
     for measure in ("epsilon", "stable"):  # the layers' outputs, where recorded
         key, label = plots.rank_measure(measure, results.epsilon)
-        key = f"repr_{key}"
+        key, label = f"repr_{key}", label.replace("‖W‖", "‖H‖")  # H: a layer's outputs
         if any(key in r for p in results.panels for r in p.records):
             found[key] = trend_lib.trends(results, key=key)
             sections.append(
