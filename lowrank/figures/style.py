@@ -88,8 +88,9 @@ def band(ax: Axes, s: Series, color: Any, label: str | None, style: str = "-") -
 def title_of(results: FigureResults) -> str:
     f = results.figure
     number = f"Fig. {f['number']}" if f.get("number") else ""
-    scale = f" ({f['scale']} scale)" if f.get("scale") else ""
-    return f"{number}{scale}: {f.get('title', '')}".strip(": ")
+    scale = f"{f['scale']} scale" if f.get("scale") else ""
+    head = f"{number} ({scale})" if number and scale else number or scale.capitalize()
+    return f"{head}: {f.get('title', '')}".strip(": ")
 
 
 def suptitle(fig: Figure, text: str) -> None:
