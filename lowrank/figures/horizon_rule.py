@@ -93,6 +93,7 @@ class Choice:
     window: tuple[float, float]
     claim_horizons: tuple[float, ...]
     per_panel: bool = False
+    window_factors: tuple[float, float] = (1.0, 3.0)  # the window in units of ln(1/ε)
 
     @property
     def placed(self) -> int:
@@ -105,7 +106,8 @@ class Choice:
         return (
             f"Horizon rule (lowrank.figures.horizon_rule): every λ × {self.factor:.3g}, "
             f"{self.epochs} epochs; {self.placed} of {len(self.claim_horizons)} {what} end "
-            f"inside the window h ∈ [{lo:.3g}, {hi:.3g}] = [1, 3]·ln(1/ε) (h: {reached})."
+            f"inside the window h ∈ [{lo:.3g}, {hi:.3g}] = [{self.window_factors[0]:g}, "
+            f"{self.window_factors[1]:g}]·ln(1/ε) (h: {reached})."
         )
 
 
@@ -124,13 +126,6 @@ def member_horizon(
     milestones = tuple(int(e) * k for e in o.milestones)
     mult = optim.multiplier_sum(o.schedule, milestones, o.factor, steps, epochs * k)
     return theory.horizon(m.learning_rate * mult, factor * m.weight_decay, m.momentum, o.decoupled)
-
-
-def claim_horizon(run_config: ml_collections.ConfigDict, epochs: int, factor: float) -> float:
-    """The largest horizon a member of ``run_config`` reaches after ``epochs`` epochs with
-    every λ multiplied by ``factor``."""
-    return max((member_horizon(run_config, m, epochs, factor) for m in members(run_config)),
-               default=0.0)  # fmt: skip
 
 
 def claim_rows(
@@ -224,22 +219,20 @@ def choose(
     if per_panel:
         rows = [[(p, m) for m in members(p)] for p in panels]
 
-    def units(epochs: int) -> list[float]:  # each row's claim-member h at factor 1
-        return [max(member_horizon(p, m, epochs) for p, m in row) for row in rows]
-
     epochs = epoch_cap(config, rule, max_epochs)  # the horizon from steps (item 5)
-    _, factor = _best_factor(units(epochs), window, most)
-    factor = _round(factor, up=False) if math.isfinite(factor) else 1.0
-    horizons = tuple(u * factor for u in units(epochs))
-    return Choice(factor, epochs, window, horizons, per_panel)
+    units = [max(member_horizon(p, m, epochs) for p, m in row) for row in rows]  # at c = 1
+    _, factor = _best_factor(units, window, most)
+    factor = _round_down(factor) if math.isfinite(factor) else 1.0
+    horizons = tuple(u * factor for u in units)
+    return Choice(factor, epochs, window, horizons, per_panel, tuple(rule.window))
 
 
-def _round(x: float, *, up: bool) -> float:
-    """``x`` to 3 significant digits, rounded up or down (so λ values stay readable)."""
-    if not math.isfinite(x) or x <= 0:
+def _round_down(x: float) -> float:
+    """``x`` rounded down to 3 significant digits (readable λ values, still ≤ the ceiling)."""
+    if x <= 0:
         return x
     scale = 10 ** (math.floor(math.log10(x)) - 2)
-    return (math.ceil(x / scale) if up else math.floor(x / scale)) * scale
+    return math.floor(x / scale) * scale
 
 
 def _scaled(value: Any, factor: float) -> Any:
