@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from test_train import run, tiny_config
 
@@ -101,19 +99,3 @@ def test_a_bad_budget_is_refused_with_the_fix(changes, message, tmp_path):
     with pytest.raises(ConfigError, match=message):  # before anything is written
         engine.run(config, tmp_path / "w", progress=False)
     assert not (tmp_path / "w").exists()
-
-
-def test_panels_that_differ_only_in_the_budget_are_separate_rows(tmp_path):
-    from test_plots import _figure, _member
-
-    from lowrank.analysis import trends as trend_lib
-    from lowrank.results import load_results
-
-    grid = [_member(seed=s, b=b) for b in (8, 16, 32) for s in (0, 1, 2)]
-    folder = _figure(tmp_path / "fig", "curves", ["batch_size"], [("E", grid), ("S", grid)])
-    cfg_path = folder / "panel1" / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["train"]["budget"] = "steps"
-    cfg_path.write_text(json.dumps(cfg))
-    rows = [t for t in trend_lib.trends(load_results(folder)) if t.hparam == "batch_size"]
-    assert sorted(t.fixed["budget"] for t in rows) == ["epochs", "steps"]

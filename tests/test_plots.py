@@ -435,12 +435,21 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     assert argv[1].endswith("configs/fig07.py:quick")
 
 
-def test_panels_that_differ_only_in_the_optimizer_are_separate_rows(tmp_path):
+@pytest.mark.parametrize(
+    ("section", "field", "value", "context", "expected"),
+    [
+        ("optim", "name", "adamw", "optimizer", ["adamw", "sgd"]),
+        ("train", "budget", "steps", "budget", ["epochs", "steps"]),
+    ],
+)
+def test_panels_that_differ_only_in_optimizer_or_budget_are_separate_rows(
+    tmp_path, section, field, value, context, expected
+):
     grid = [_member(seed=s, wd=lam) for lam in (0.0, 1e-3, 1e-2) for s in (0, 1, 2)]
-    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], [("SGD", grid), ("AdamW", grid)])
+    folder = _figure(tmp_path / "fig", "curves", ["weight_decay"], [("A", grid), ("B", grid)])
     cfg_path = folder / "panel1" / "config.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["optim"]["name"] = "adamw"
+    cfg.setdefault(section, {})[field] = value
     cfg_path.write_text(json.dumps(cfg))
     lam = [t for t in trend_lib.trends(load_results(folder)) if t.hparam == "weight_decay"]
-    assert sorted(t.fixed["optimizer"] for t in lam) == ["adamw", "sgd"]
+    assert sorted(t.fixed[context] for t in lam) == expected
