@@ -61,3 +61,16 @@ def test_representation_study_is_fig06_quick_with_a_probe():
         assert p.config.rank.probe_size == 512
         p.config.rank.probe_size = q.config.rank.probe_size
         assert p.config.to_json_best_effort() == q.config.to_json_best_effort()
+
+
+def test_optimizers_conv_batch_reaches_the_windows_centre_at_every_batch_size():
+    panels = _study("optimizers_conv_batch")
+    assert [p.config.optim.name for p in panels] == ["sgd", "adamw", "adam"]
+    ln = theory.horizon_needed(1e-3)
+    for p in panels[:2]:  # SGD and AdamW: the horizon applies
+        hs = list(_horizons(p).values())
+        assert min(hs) == pytest.approx(max(hs)) == pytest.approx(np.sqrt(3) * ln, rel=2e-2)
+    per_step = {
+        2 * m.learning_rate * m.weight_decay for p in panels for m in engine.members(p.config)
+    }
+    assert len({round(x, 12) for x in per_step}) == 1
