@@ -27,8 +27,7 @@ BUDGETS = ("epochs", "steps")
 
 def budget_of(config: Any) -> str:
     """``train.budget`` ("epochs" where the config predates the field)."""
-    train = config.get("train", {}) if hasattr(config, "get") else {}
-    return str(train.get("budget", "epochs"))
+    return str(config.get("train", {}).get("budget", "epochs"))
 
 
 def epoch_scale(config: ml_collections.ConfigDict, batch_size: int) -> int:

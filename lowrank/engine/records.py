@@ -80,16 +80,7 @@ def member_record(
             r[f"{split}_accuracy"] = float(host[split]["accuracy"][k])
     if "rank" in host:
         ms = host["rank"]
-        avg = ms["average"]
-        for i, e in enumerate(epsilons):
-            r[f"avg_rank@{e:g}"] = float(avg["threshold_rank"][k][i])
-        r["avg_numerical_rank"] = float(avg["numerical_rank"][k])
-        r["avg_stable_rank"] = float(avg["stable_rank"][k])
-        r["avg_entropy_rank"] = float(avg["entropy_rank"][k])
-        per = ms["per_layer"]
-        r["rank"] = {p: v[k].tolist() for p, v in per["threshold_rank"].items()}
-        for name in ("numerical_rank", "stable_rank", "entropy_rank"):
-            r[name] = {p: float(v[k]) for p, v in per[name].items()}
+        r.update(measure_fields(ms, k, epsilons))
         norms = {p: float(v[k]) for p, v in ms["frobenius_norm"].items()}
         r["frobenius_norm"] = norms
         prev = previous_norms.get(m.id)
@@ -103,23 +94,31 @@ def member_record(
             if optimizer == "sgd"
             else None
         )
-    if "repr" in host:
-        r.update(representation_fields(host["repr"], k, epsilons))
+    if "repr" in host:  # the layers' outputs (lowrank.train.represent)
+        r.update(measure_fields(host["repr"], k, epsilons, "repr_", ("stable_rank",)))
     return r
 
 
-def representation_fields(ms: dict[str, Any], k: int, epsilons: tuple[float, ...]) -> dict:
-    """Row ``k``'s representation ranks (``lowrank.train.represent``) as record fields:
-    ``repr_avg_rank@ε``, ``repr_avg_{stable,entropy,numerical}_rank`` and per layer
-    ``repr_rank`` (one value per ε) and ``repr_stable_rank``."""
+def measure_fields(
+    ms: dict[str, Any],
+    k: int,
+    epsilons: tuple[float, ...],
+    prefix: str = "",
+    per_layer: tuple[str, ...] = ("numerical_rank", "stable_rank", "entropy_rank"),
+) -> dict[str, Any]:
+    """Row ``k`` of ``lowrank.rank.measures``' output as record fields, names ``prefix``ed:
+    ``avg_rank@ε``, ``avg_{numerical,stable,entropy}_rank``, per layer ``rank`` (one value
+    per ε) and the ``per_layer`` measures."""
     avg, per = ms["average"], ms["per_layer"]
     r: dict[str, Any] = {
-        f"repr_avg_rank@{e:g}": float(avg["threshold_rank"][k][i]) for i, e in enumerate(epsilons)
+        f"{prefix}avg_rank@{e:g}": float(avg["threshold_rank"][k][i])
+        for i, e in enumerate(epsilons)
     }
     for name in ("numerical_rank", "stable_rank", "entropy_rank"):
-        r[f"repr_avg_{name}"] = float(avg[name][k])
-    r["repr_rank"] = {p: v[k].tolist() for p, v in per["threshold_rank"].items()}
-    r["repr_stable_rank"] = {p: float(v[k]) for p, v in per["stable_rank"].items()}
+        r[f"{prefix}avg_{name}"] = float(avg[name][k])
+    r[f"{prefix}rank"] = {p: v[k].tolist() for p, v in per["threshold_rank"].items()}
+    for name in per_layer:
+        r[f"{prefix}{name}"] = {p: float(v[k]) for p, v in per[name].items()}
     return r
 
 
