@@ -24,7 +24,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import DIGITS_REASON, figure_section, panel, paper_config, quick_variant
+from lowrank.figures import (
+    DIGITS_REASON,
+    figure_section,
+    horizon_rule,
+    panel,
+    paper_config,
+    quick_variant,
+)
 
 # The grids (chosen: the paper shows them only in its plots). λ = 0 is included; the
 # largest pair keeps 2μλ = 0.012 ≪ 1.
@@ -75,6 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ResNet-18 of width 4 (4-8-16-32 channels): 192 "
             "members in all.",
         )
+        horizon_rule.apply(c, max_epochs=25)
     elif arg:
         raise ValueError(f"configs/fig01.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import DIGITS_REASON, figure_section, panel, paper_config, quick_variant
+from lowrank.figures import (
+    DIGITS_REASON,
+    figure_section,
+    horizon_rule,
+    panel,
+    paper_config,
+    quick_variant,
+)
 
 # λ: the lines (chosen; the paper plots only). The largest keeps 2μλ = 9e-3 ≪ 1.
 WEIGHT_DECAYS = (0.0, 1e-4, 5e-4, 1e-3, 3e-3)
@@ -49,6 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             model={"width": 8},
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels).",
         )
+        horizon_rule.apply(c, max_epochs=60)
     elif arg:
         raise ValueError(f"configs/fig03.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import DIGITS_REASON, figure_section, panel, paper_config, quick_variant
+from lowrank.figures import (
+    DIGITS_REASON,
+    figure_section,
+    horizon_rule,
+    panel,
+    paper_config,
+    quick_variant,
+)
 
 BATCH_SIZES = (8, 16, 32, 64, 128)  # B: the lines (chosen; the paper plots only)
 PANELS = ((1e-3, 6e-3), (5e-3, 6e-3), (1e-2, 4e-4))  # the paper's (μ, λ)
@@ -54,6 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels); 15 "
             "compile groups.",
         )
+        horizon_rule.apply(c, max_epochs=60)
     elif arg:
         raise ValueError(f"configs/fig04.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -22,7 +22,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from lowrank.figures import DIGITS_REASON, figure_section, panel, paper_config, quick_variant
+from lowrank.figures import (
+    DIGITS_REASON,
+    figure_section,
+    horizon_rule,
+    panel,
+    paper_config,
+    quick_variant,
+)
 
 WEIGHT_DECAYS = (0.0, 5e-4, 1e-3, 5e-3, 1e-2)  # λ: the lines (chosen; the paper plots only)
 BATCH_SIZES = (32, 64, 128)  # the paper's panels
@@ -50,6 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ViT of width 32 (8 heads of 4, 6 layers, MLP 32) with "
             "2×2 patches, so the 8×8 images give 16 patch tokens (4×4 patches would give 4).",
         )
+        horizon_rule.apply(c, max_epochs=25)
     elif arg:
         raise ValueError(f"configs/fig10.py: unknown argument {arg!r}; use 'quick' or none.")
     return c
