@@ -4,8 +4,10 @@
 
 Reads each ``figNN/trends.json`` (its ``claims``, written by ``experiments/figure.py`` with
 ``lowrank.analysis.claims``) and ``figNN/timing.json``, and prints per figure: the claim
-rows shown out of all, the largest horizon of its claim rows, what failed in the others,
-the λ = 0 controls' largest change, and the run's minutes.
+rows shown out of all, the most of them one λ factor could put inside the horizon window
+at all (``horizon_rule.most_placeable``: the bound the grid's own ratios set), the largest
+horizon of its claim rows, what failed in the others, the λ = 0 controls' largest change,
+and the run's minutes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import math
 import sys
 from pathlib import Path
+
+from lowrank.figures.horizon_rule import HorizonRule, most_placeable
 
 
 def _short(why: str) -> str:
@@ -42,10 +46,11 @@ def summarize(folder: Path) -> str | None:
     timing = folder / "timing.json"
     minutes = sum(json.loads(timing.read_text()).values()) / 60 if timing.exists() else math.nan
     control = max((100 * r["change"] for r in controls), default=None)
+    placeable = most_placeable([h for h in top_h if math.isfinite(h)], HorizonRule().window)
     failed = ", ".join(f"{why} ×{n}" for why, n in fails.most_common()) or "—"
     h = f"{min(top_h):.3g}–{max(top_h):.3g}" if top_h else "—"
     return (
-        f"| {folder.name} | {shown} of {len(claims)} | {h} | {failed} | "
+        f"| {folder.name} | {shown} of {len(claims)} | {placeable} | {h} | {failed} | "
         f"{'—' if control is None else f'{control:.1f} %'} | {minutes:.1f} |"
     )
 
@@ -53,10 +58,10 @@ def summarize(folder: Path) -> str | None:
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/results")
     print(
-        "| figure | claim rows shown | largest h per row (min–max) | failure reasons (a row can "
-        "have several) | λ = 0 rows: largest change | minutes |"
+        "| figure | claim rows shown | one factor could place | largest h per row (min–max) | "
+        "failure reasons (a row can have several) | λ = 0 rows: largest change | minutes |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for folder in sorted(root.glob("fig*")):
         line = summarize(folder)
         if line:

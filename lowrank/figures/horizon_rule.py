@@ -203,6 +203,13 @@ def _best_factor(units: list[float], window: tuple[float, float], most: float):
     return _placement(units, best, window), math.exp(best)
 
 
+def most_placeable(horizons: list[float], window: tuple[float, float] = (1.0, 3.0)) -> int:
+    """The most of these claim-member horizons that one λ factor (and any number of epochs)
+    could put inside a window of the given edges (only their ratio matters): the bound the
+    grid's own ratios set on the rule, before any ceiling or budget."""
+    return _best_factor([h for h in horizons if h > 0], window, math.inf)[0][0]
+
+
 def choose(
     config: ml_collections.ConfigDict, rule: HorizonRule, max_epochs: int | None = None
 ) -> Choice:
