@@ -12,9 +12,11 @@ steps, ≈ 1.95e+04 PFLOP: about 55 GPU-hours on one H200 under the assumptions 
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; run here in 14 min, see ``experiments/README.md``)::
+Quick (2-core CPU, offline data, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 1 --quick --out workdirs/fig01_quick
+
+The quick variant follows the horizon rule: (to be measured) (timing.json).
 
 What to expect (Prediction 4.1): the rank is lowest at the large-μ, large-λ, small-B
 corner of every map, and does not change along the λ = 0 row.

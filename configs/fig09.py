@@ -10,9 +10,11 @@ Compute (``--estimate``): 45 members, 9,000 member-epochs, 3.6 M sequential SGD 
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; run here in 21 min, see ``experiments/README.md``)::
+Quick (2-core CPU, offline data, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 9 --quick --out workdirs/fig09_quick
+
+The quick variant follows the horizon rule: (to be measured) (timing.json).
 
 What to expect (Prediction 4.1): smaller B gives a lower final average rank, more so for
 larger μ.

@@ -10,9 +10,11 @@ Compute (``--estimate``): 45 members, 9,000 member-epochs, 0.5 M sequential SGD 
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; run here in 17 min, see ``experiments/README.md``)::
+Quick (2-core CPU, offline data, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 10 --quick --out workdirs/fig10_quick
+
+The quick variant follows the horizon rule: (to be measured) (timing.json).
 
 What to expect (Prediction 4.1): the final average rank falls as λ rises; with λ = 0, B
 barely changes it.

@@ -9,9 +9,11 @@ Compute (``--estimate``): 45 members, 22,500 member-epochs, 18.2 M sequential SG
 ``lowrank.figures.estimate`` (a step takes at least 2 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
-Quick (2-core CPU, offline data; run here in 10 min, see ``experiments/README.md``)::
+Quick (2-core CPU, offline data, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 12 --quick --out workdirs/fig12_quick
+
+The quick variant follows the horizon rule: (to be measured) (timing.json).
 
 What to expect (Prediction 4.1): smaller B gives a lower final average rank in every
 panel.
