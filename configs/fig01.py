@@ -84,7 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ResNet-18 of width 4 (4-8-16-32 channels): 192 "
             "members in all.",
         )
-        horizon_rule.apply(c, max_epochs=25)
+        horizon_rule.apply(c, max_epochs=20)
     elif arg:
         raise ValueError(f"configs/fig01.py: unknown argument {arg!r}; use 'quick' or none.")
     return c

@@ -59,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ViT of width 32 (8 heads of 4, 6 layers, MLP 32) with "
             "2×2 patches, so the 8×8 images give 16 patch tokens (4×4 patches would give 4).",
         )
-        horizon_rule.apply(c, max_epochs=25)
+        horizon_rule.apply(c, max_epochs=22)
     elif arg:
         raise ValueError(f"configs/fig09.py: unknown argument {arg!r}; use 'quick' or none.")
     return c
