@@ -302,7 +302,13 @@ def test_heatmaps(tmp_path):
     assert maps[1].get_images()[0].get_array().shape == (2, 2)
     assert maps[1].get_xlabel() == "B"
     assert plots.draw(folder).exists()
-    # The stable rank, below 10, is written with one decimal.
+    # One colour scale for all panels: the same value has the same colour everywhere.
+    scales = {m.get_images()[0].get_clim() for m in maps}
+    assert len(scales) == 1
+    lo, hi = scales.pop()
+    every = np.concatenate([m.get_images()[0].get_array().compressed() for m in maps])
+    assert (lo, hi) == pytest.approx((every.min(), every.max()))
+    # Ranks below 100 are written with one decimal.
     fig = plots.plot_heatmaps(results, measure="stable")
     first = next(a for a in fig.axes if a.get_images())
     final = [4.0 - 0.5 * 3 * lr for lr in (0.1, 0.5)]  # the synthetic stable rank at epoch 3

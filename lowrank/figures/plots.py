@@ -120,17 +120,20 @@ def plot_heatmaps(
     n = len(results.panels)
     fig = Figure(figsize=(3.6 * n + 0.4, 3.6), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, p in zip(axes, results.panels, strict=True):
+    grids = [_final_grid(p, key) for p in results.panels]
+    # One colour scale for every panel: the maps share cells (Fig. 1's (a) and (d) hold the
+    # same B = 8, λ = 6e-3 row), and a map whose cells are all equal must not look mid-scale.
+    finite = np.concatenate([g[2][np.isfinite(g[2])] for g in grids])
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (None, None)
+    # One decimal below 100 (a whole number hides a 13.4 → 11.9 fall), whole numbers above.
+    digits = 1 if finite.size and np.abs(finite).max() < 100 else 0
+    for ax, p, (xs, ys, mean, std) in zip(axes, results.panels, grids, strict=True):
         hx, hy = p.vary
-        xs, ys, mean, std = _final_grid(p, key)
-        im = ax.imshow(mean, origin="lower", cmap=CMAP, aspect="auto")
+        im = ax.imshow(mean, origin="lower", cmap=CMAP, aspect="auto", vmin=vmin, vmax=vmax)
         ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
         ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
         ax.set_xlabel(SYMBOLS[hx])
         ax.set_ylabel(SYMBOLS[hy])
-        # Whole numbers for ranks in the tens and more; one decimal for small ones (the
-        # stable rank is often 1–10, where a whole number hides the trend).
-        digits = 1 if np.isfinite(mean).any() and np.nanmax(np.abs(mean)) < 10 else 0
         for (i, k), v in np.ndenumerate(mean):
             if math.isfinite(v):
                 text = (
@@ -138,7 +141,9 @@ def plot_heatmaps(
                     if not math.isfinite(std[i, k]) or std[i, k] < 0.5 * 10**-digits
                     else (f"{v:.{digits}f}\n±{std[i, k]:.{digits}f}")
                 )
-                ax.text(k, i, text, ha="center", va="center", fontsize=6, color="w")
+                bright = im.norm(v) > 0.6  # the colour map's light end: dark text
+                colour = "k" if bright else "w"
+                ax.text(k, i, text, ha="center", va="center", fontsize=6, color=colour)
         ax.set_title(p.label, fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.8, label=f"final {label}")
     suptitle(fig, title_of(results))
