@@ -213,7 +213,7 @@ def test_most_placeable_is_the_largest_run_of_rows_within_the_windows_ratio():
 
     # A 30× λ grid at B = 4, 8, 16: rows 1, 1/3, 1/10, 1/30 and 1/2, 1/4 of the top.
     rows = [1.0, 1 / 3, 0.1, 1 / 30, 0.5, 0.25]
-    assert most_placeable(rows) == 3  # 1, 1/2, 1/3 (or 1/3, 1/4): no 3× span holds four
+    assert most_placeable(rows) == 3  # 1, 1/2, 1/3: no 3× span holds four
     assert most_placeable(rows, (1.0, 4.0)) == 4  # 1 … 1/4
     assert most_placeable([0.0, 0.0]) == 0  # λ = 0 members never reach any window
     # Only the ratio matters.
