@@ -3,6 +3,7 @@ the schedule sum it is fed with, and the engine's per-record value."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -125,6 +126,15 @@ def test_quick_claim_members_land_in_the_window_the_rule_states(number):
         quick.sweep.weight_decays, np.asarray(full.sweep.weight_decays) * factor, rtol=1e-5
     )
     assert (0.0 in quick.sweep.weight_decays) == (0.0 in full.sweep.weight_decays)
+    # Every μ by one factor too (time compression, 1 unless λ's ceiling binds).
+    full_mus = [mu for p in horizon_rule._panel_configs(full) for mu in p.sweep.learning_rates]
+    quick_mus = [mu for p in horizon_rule._panel_configs(quick) for mu in p.sweep.learning_rates]
+    mu_factor = max(quick_mus) / max(full_mus)  # a quick figure may keep fewer panels
+    for mu in quick_mus:
+        assert min(abs(mu / mu_factor / f - 1) for f in full_mus) < 1e-5, mu
+    if mu_factor > 1 + 1e-6:
+        assert max(quick_mus) <= rule.max_learning_rate
+        assert f"every μ × {mu_factor:.3g}" in quick.figure.reduced
     rows, worst = _member_horizons(quick, rule)
     assert worst <= 1 + 1e-6  # no member above the ceiling for its B
     assert max(r["weight_decay"] for r in rows) <= rule.max_weight_decay * (1 + 1e-6)
@@ -206,6 +216,82 @@ def test_rule_spends_the_epoch_budget_and_reports_what_the_ceilings_leave():
     )
     assert short.placed < base.placed and worst == pytest.approx(1, rel=1e-2)
     assert f"{short.placed} of {len(short.claim_horizons)} claim rows" in short.describe()
+
+
+def _quick_at_paper_values(number):
+    """Fig. ``number``'s quick config with the paper's μ and λ back (the rule undone)."""
+    from test_figure_configs import load
+
+    full, quick = load(number).get_config(), load(number).get_config("quick")
+    for key in ("learning_rates", "weight_decays"):
+        quick.sweep[key] = full.sweep[key]
+    keys = ("sweep.learning_rates", "sweep.weight_decays")
+    paper = {
+        p["label"]: {k: v for k, v in p["set"].items() if k in keys} for p in full.figure.panels
+    }
+    quick.figure.panels = tuple(
+        dict(p, set={**p["set"], **paper[p["label"]]}) for p in quick.figure.panels
+    )
+    return quick
+
+
+def test_time_compression_brings_every_learning_rate_under_its_ceiling():
+    from lowrank.figures import horizon_rule
+
+    rule = horizon_rule.HorizonRule()
+    # Fig. 3: μ = 1.5 at B = 8 is above the ceiling (1): every μ × 2/3, λ carries the rest.
+    paper = _quick_at_paper_values(3)
+    got = horizon_rule.choose(paper, rule, max_epochs=paper.train.epochs)
+    uncompressed = horizon_rule.choose(
+        paper, dataclasses.replace(rule, max_learning_rate=math.inf), max_epochs=paper.train.epochs
+    )
+    assert uncompressed.lr_factor == 1 and got.lr_factor == pytest.approx(1 / 1.5, rel=1e-2)
+    assert got.lr_factor * 1.5 <= rule.max_learning_rate
+    # The same horizons (to the rounding of the factors) and so the same 2μλ.
+    np.testing.assert_allclose(got.claim_horizons, uncompressed.claim_horizons, rtol=1e-2)
+    assert got.placed == uncompressed.placed
+    # Below B = 8 the ceiling shrinks with B: Fig. 2's μ = 1 at B = 4 becomes 0.5.
+    two = _quick_at_paper_values(2)
+    assert horizon_rule.choose(two, rule, max_epochs=two.train.epochs).lr_factor == 0.5
+    # The applied configs: every member's μ within its ceiling.
+    for number in (2, 3, 11):
+        for p in horizon_rule._panel_configs(_load(number).get_config("quick")):
+            for m in engine.members(p):
+                assert m.learning_rate <= min(1.0, m.batch_size / 8) * (1 + 1e-6), number
+
+
+def test_time_compression_past_the_weight_decay_ceiling_only_where_it_places_more():
+    from lowrank.figures import horizon_rule
+
+    rule = horizon_rule.HorizonRule()
+    # Fig. 12: λ alone stops at its ceiling with no row placed; every μ × k places all three.
+    paper = _quick_at_paper_values(12)
+    got = horizon_rule.choose(paper, rule, max_epochs=paper.train.epochs)
+    largest = max(max(p.sweep.weight_decays) for p in horizon_rule._panel_configs(paper))
+    assert got.factor * largest <= rule.max_weight_decay
+    assert got.factor * largest == pytest.approx(rule.max_weight_decay, rel=1e-2)
+    assert got.lr_factor > 1 and got.placed == 3
+    without = horizon_rule.choose(
+        paper, dataclasses.replace(rule, max_learning_rate=0.01), max_epochs=paper.train.epochs
+    )
+    assert without.lr_factor == 1 and without.placed == 0
+    # Fig. 4: λ at its ceiling too, but the 2μλ ceiling leaves μ no room to place another
+    # row, so the paper's μ stay.
+    four = _load(4)
+    assert horizon_rule.choose(four.get_config("quick"), rule).lr_factor == 1
+    assert [
+        p.sweep.learning_rates for p in horizon_rule._panel_configs(four.get_config("quick"))
+    ] == [p.sweep.learning_rates for p in horizon_rule._panel_configs(four.get_config())]
+    # Adaptive optimizers' steps are not μ × gradient: no compression there.
+    adam = _load(12).get_config("quick")
+    adam.optim.name = "adamw"
+    assert horizon_rule._learning_rate_room(horizon_rule._panel_configs(adam), rule) == 1.0
+
+
+def _load(number):
+    from test_figure_configs import load
+
+    return load(number)
 
 
 def test_most_placeable_is_the_largest_run_of_rows_within_the_windows_ratio():

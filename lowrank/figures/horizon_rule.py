@@ -30,7 +30,20 @@ learning. The rule, the same for every figure:
    grows ∝ B. And every λ stays ≤ ``max_weight_decay`` (0.1, measured): a layer no
    BatchNorm follows (the classifier) settles where its gradient balances 2λW, at a norm
    ∝ 1/λ, and runs at λ ≈ 0.2 went to chance with 2μλ inside the ceiling.
-5. **The horizon from steps: every epoch the budget allows.** h depends on c and the
+5. **Time compression: every μ × one factor k.** h and the per-step decay depend on c·k
+   only, and SGD at (kμ, λ) for T steps follows, in the gradient-flow limit, the path of
+   (μ, λ) for kT steps; a BatchNorm layer's direction turns by √(2μλ) per step whichever
+   factor carries the product. So μ moves where a quick network cannot train at the
+   paper's μ, or where λ cannot carry the horizon. Every μ stays ≤ ``max_learning_rate ·
+   min(1, B / reference_batch)`` (measured: quick runs at μ = 1 trained at every B ≥ 8 of
+   Figs. 2 and 11 and stayed at chance at B = 4, where μ = 0.5 trained; μ = 1.5 stayed at
+   chance at B = 8 even at λ = 0 and trained at B = 16, 32 (Fig. 3); μ = 2 at no B, 8–128
+   (Fig. 11)): where a μ of the grid is above it, k < 1 brings the largest to it and λ
+   carries the rest (same h, same 2μλ). Where the λ ceiling stops c before the 2μλ ceiling
+   does, k > 1 — only when that places more claim members than λ alone; the classifier,
+   which no BatchNorm follows, is why λ may not carry it all (item 4). Only SGD panels
+   compress: an adaptive optimizer's step is not μ times the gradient.
+6. **The horizon from steps: every epoch the budget allows.** h depends on c and the
    number of steps only through their product, but a step's noise grows with its decay
    (the √(2μλ) turn above), so the rule takes the most epochs it may and the smallest c
    that places the rows: the smallest of ``max_epochs``, the figure's compute budget
@@ -79,6 +92,10 @@ class HorizonRule:
     # The largest λ: the ruled quick runs trained at λ ≈ 0.1 (VGG-16, Fig. 17: test
     # accuracy 0.68) and went to chance at λ ≈ 0.2 (Figs. 15, 16) within the 2μλ ceiling.
     max_weight_decay: float = 0.1
+    # The largest μ an SGD member of batch size reference_batch or more may have
+    # (× B/reference_batch below it; item 5): μ = 1 trained at B = 8–128 and not at B = 4;
+    # μ = 1.5 not at B = 8; μ = 2 at no B.
+    max_learning_rate: float = 1.0
     max_epochs: int = 200  # the most epochs the rule may give a quick run
     records: int = 12  # evaluate and measure about this many times (and at the end)
 
@@ -94,6 +111,12 @@ class Choice:
     claim_horizons: tuple[float, ...]
     per_panel: bool = False
     window_factors: tuple[float, float] = (1.0, 3.0)  # the window in units of ln(1/ε)
+    lr_factor: float = 1.0  # every μ's factor: time compression past λ's ceiling
+
+    def scaling(self) -> str:
+        """'every λ × c', and ', every μ × k' where time compression was used."""
+        lr = "" if self.lr_factor == 1 else f", every μ × {self.lr_factor:.3g}"
+        return f"every λ × {self.factor:.3g}{lr}"
 
     @property
     def placed(self) -> int:
@@ -104,7 +127,7 @@ class Choice:
         what = "panels' largest-h members" if self.per_panel else "claim rows' claim members"
         reached = ", ".join(f"{h:.3g}" for h in sorted(self.claim_horizons))
         return (
-            f"Horizon rule (lowrank.figures.horizon_rule): every λ × {self.factor:.3g}, "
+            f"Horizon rule (lowrank.figures.horizon_rule): {self.scaling()}, "
             f"{self.epochs} epochs; {self.placed} of {len(self.claim_horizons)} {what} end "
             f"inside the window h ∈ [{lo:.3g}, {hi:.3g}] = [{self.window_factors[0]:g}, "
             f"{self.window_factors[1]:g}]·ln(1/ε) (h: {reached})."
@@ -210,28 +233,60 @@ def most_placeable(horizons: list[float], window: tuple[float, float] = (1.0, 3.
     return _best_factor([h for h in horizons if h > 0], window, math.inf)[0][0]
 
 
+def _learning_rate_room(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
+    """The largest μ factor time compression may use: every μ ≤ ``max_learning_rate ·
+    min(1, B / reference_batch)``; 1 where a panel is not plain SGD (an adaptive step is
+    not μ times the gradient). Below 1 where a μ of the grid is above its ceiling."""
+    if any(str(p.optim.get("name", "sgd")) != "sgd" for p in panels):
+        return 1.0
+    return min(
+        rule.max_learning_rate * min(1.0, m.batch_size / rule.reference_batch) / m.learning_rate
+        for p in panels
+        for m in members(p)
+    )
+
+
+def _factors(
+    units: list[float], window: tuple[float, float], decay: float, lam: float, lr_room: float
+) -> tuple[float, float]:
+    """(λ factor c, μ factor k) for rows of horizons ``units`` at c = k = 1, under the
+    2μλ ceiling ``decay`` on c·k, the λ ceiling ``lam`` on c and the μ room ``lr_room`` on
+    k (items 3–5): k < 1 only to bring every μ under its ceiling, k > 1 only where λ stops
+    first and μ then places more rows."""
+    k = _round_down(min(1.0, lr_room))
+    (count, _), total = _best_factor(units, window, min(decay, lam * k))
+    if lam * k < decay and lr_room > 1:  # λ stops first: try μ past it
+        (more, _), more_total = _best_factor(units, window, min(decay, lam * lr_room))
+        if more > count:
+            c = _round_down(lam)
+            return c, _round_down(more_total / c)
+    return (_round_down(total / k) if math.isfinite(total) else 1.0), k
+
+
 def choose(
     config: ml_collections.ConfigDict, rule: HorizonRule, max_epochs: int | None = None
 ) -> Choice:
-    """The λ factor and epochs the rule gives a figure config (nothing is changed);
+    """The λ and μ factors and epochs the rule gives a figure config (nothing is changed);
     ``max_epochs`` is the figure's compute budget in epochs."""
     panels = _panel_configs(config)
     ln = theory.horizon_needed(config.figure.epsilon)
     window = (rule.window[0] * ln, rule.window[1] * ln)
     largest_decay = max(max(p.sweep.weight_decays) for p in panels)
     lam_ceiling = rule.max_weight_decay / largest_decay if largest_decay > 0 else math.inf
-    most = min(_decay_ceiling(panels, rule), lam_ceiling)
+    decay_ceiling = _decay_ceiling(panels, rule)
     rows = claim_rows(panels)
     per_panel = not rows  # norm ratios, spectra, the bound: each panel's largest-h member
     if per_panel:
         rows = [[(p, m) for m in members(p)] for p in panels]
 
-    epochs = epoch_cap(config, rule, max_epochs)  # the horizon from steps (item 5)
+    epochs = epoch_cap(config, rule, max_epochs)  # the horizon from steps (item 6)
     units = [max(member_horizon(p, m, epochs) for p, m in row) for row in rows]  # at c = 1
-    _, factor = _best_factor(units, window, most)
-    factor = _round_down(factor) if math.isfinite(factor) else 1.0
-    horizons = tuple(u * factor for u in units)
-    return Choice(factor, epochs, window, horizons, per_panel, tuple(rule.window))
+    lr_room = _learning_rate_room(panels, rule)
+    factor, lr_factor = _factors(units, window, decay_ceiling, lam_ceiling, lr_room)
+    horizons = tuple(u * factor * lr_factor for u in units)
+    return Choice(
+        factor, epochs, window, horizons, per_panel, tuple(rule.window), lr_factor=lr_factor
+    )
 
 
 def _round_down(x: float) -> float:
@@ -246,6 +301,17 @@ def _scaled(value: Any, factor: float) -> Any:
     return tuple(float(f"{float(v) * factor:.6g}") for v in value)
 
 
+def _scale_panels(panels: Any, key: str, factor: float) -> tuple[dict, ...]:
+    """The figure's panels with each one's own ``key`` values (if it sets them) × factor."""
+    scaled = []
+    for p in panels:
+        p = dict(p, set=dict(p.get("set", {})))
+        if key in p["set"]:
+            p["set"][key] = _scaled(p["set"][key], factor)
+        scaled.append(p)
+    return tuple(scaled)
+
+
 def apply(
     config: ml_collections.ConfigDict,
     rule: HorizonRule | None = None,
@@ -253,27 +319,21 @@ def apply(
     max_epochs: int | None = None,
 ) -> Choice:
     """Applies the rule to a quick figure config in place: every λ (the sweep's and the
-    panels') times the chosen factor, the chosen epochs; ``figure.reduced`` says so.
-    ``max_epochs``: the figure's compute budget in epochs (what fits the 20-minute quick
-    budget at the cost per epoch its config states)."""
+    panels') times the chosen factor, every μ times the time compression's (1 unless λ's
+    ceiling binds), the chosen epochs; ``figure.reduced`` says so. ``max_epochs``: the
+    figure's compute budget in epochs (what fits the 20-minute quick budget at the cost per
+    epoch its config states)."""
     rule = rule or HorizonRule()
     choice = choose(config, rule, max_epochs)
-    config.sweep.weight_decays = _scaled(config.sweep.weight_decays, choice.factor)
-    panels = []
-    for p in config.figure.panels:
-        p = dict(p, set=dict(p.get("set", {})))
-        if "sweep.weight_decays" in p["set"]:
-            p["set"]["sweep.weight_decays"] = _scaled(
-                p["set"]["sweep.weight_decays"], choice.factor
-            )
-        panels.append(p)
-    config.figure.panels = tuple(panels)
+    for key, factor in (("weight_decays", choice.factor), ("learning_rates", choice.lr_factor)):
+        config.sweep[key] = _scaled(config.sweep[key], factor)
+        config.figure.panels = _scale_panels(config.figure.panels, f"sweep.{key}", factor)
     config.figure.reduced = config.figure.reduced.replace(
         f"{config.train.epochs} epochs instead of", f"{choice.epochs} epochs instead of"
     )
     config.train.epochs = choice.epochs
-    if choice.factor != 1:  # the title's λ values are the paper's: say they were scaled
-        config.figure.title = f"{config.figure.title}; quick: every λ × {choice.factor:.3g}"
+    if choice.factor != 1 or choice.lr_factor != 1:  # the title's values are the paper's
+        config.figure.title = f"{config.figure.title}; quick: {choice.scaling()}"
     # Spend the CPU on steps: evaluate and measure ~rule.records times, and at the end.
     every = max(1, round(choice.epochs / rule.records))
     config.train.eval_every = every
