@@ -24,6 +24,7 @@ from lowrank import rank
 from lowrank.models import (
     MODEL_NAMES,
     MODELS,
+    WITHOUT_BATCHNORM,
     build_model,
     default_model_config,
     validate_model_config,
@@ -239,7 +240,7 @@ def test_output_shape(name, shape):
     _, variables, logits = _abstract(name, shape)
     assert logits.shape == (2, 10) and logits.dtype == jnp.float32
     # BatchNorm models carry running statistics; the ViT (LayerNorm) has none.
-    assert ("batch_stats" in variables) == (name != "vit")
+    assert ("batch_stats" in variables) == (name not in WITHOUT_BATCHNORM)
 
 
 def test_vit_mean_pooling_shape_and_no_class_token():

@@ -29,7 +29,11 @@ learning. The rule, the same for every figure:
    follows about the same path per epoch as at (kμ, kB), so the tolerated per-step decay
    grows ∝ B. And every λ stays ≤ ``max_weight_decay`` (0.1, measured): a layer no
    BatchNorm follows (the classifier) settles where its gradient balances 2λW, at a norm
-   ∝ 1/λ, and runs at λ ≈ 0.2 went to chance with 2μλ inside the ceiling.
+   ∝ 1/λ whatever μ, and runs at λ ≈ 0.2 went to chance with 2μλ inside the ceiling. In a
+   network without BatchNorm (the pre-norm ViT) every weight is such a layer, and the
+   ceiling is ``max_weight_decay_without_batchnorm`` (0.01, measured: Fig. 10's ViT
+   trained at λ = 0.01, test accuracy 0.54–0.80, and went to chance at λ = 0.05 at every
+   h, 1.1–4.4).
 5. **Time compression: every μ × one factor k.** h and the per-step decay depend on c·k
    only, and SGD at (kμ, λ) for T steps follows, in the gradient-flow limit, the path of
    (μ, λ) for kT steps; a BatchNorm layer's direction turns by √(2μλ) per step whichever
@@ -66,7 +70,7 @@ from typing import Any
 
 import ml_collections
 
-from lowrank import data, optim, theory
+from lowrank import data, models, optim, theory
 from lowrank.analysis.trends import groups_of_rows
 from lowrank.budget import budget_of, epoch_scale
 from lowrank.engine.members import Member, members
@@ -92,6 +96,9 @@ class HorizonRule:
     # The largest λ: the ruled quick runs trained at λ ≈ 0.1 (VGG-16, Fig. 17: test
     # accuracy 0.68) and went to chance at λ ≈ 0.2 (Figs. 15, 16) within the 2μλ ceiling.
     max_weight_decay: float = 0.1
+    # The same for models without BatchNorm (models.WITHOUT_BATCHNORM), where no layer is
+    # scale-invariant: the ViT trained at λ = 0.01 and went to chance at 0.05.
+    max_weight_decay_without_batchnorm: float = 0.01
     # The largest μ an SGD member of batch size reference_batch or more may have
     # (× B/reference_batch below it; item 5): μ = 1 trained at B = 8–128 and not at B = 4;
     # μ = 1.5 not at B = 8; μ = 2 at no B.
@@ -233,6 +240,13 @@ def most_placeable(horizons: list[float], window: tuple[float, float] = (1.0, 3.
     return _best_factor([h for h in horizons if h > 0], window, math.inf)[0][0]
 
 
+def _weight_decay_ceiling(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
+    """The largest λ any member may have: lower where a model has no BatchNorm (item 4)."""
+    if any(str(p.model.name) in models.WITHOUT_BATCHNORM for p in panels):
+        return rule.max_weight_decay_without_batchnorm
+    return rule.max_weight_decay
+
+
 def _learning_rate_room(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
     """The largest μ factor time compression may use: every μ ≤ ``max_learning_rate ·
     min(1, B / reference_batch)``; 1 where a panel is not plain SGD (an adaptive step is
@@ -272,7 +286,7 @@ def choose(
     ln = theory.horizon_needed(config.figure.epsilon)
     window = (rule.window[0] * ln, rule.window[1] * ln)
     largest_decay = max(max(p.sweep.weight_decays) for p in panels)
-    lam_ceiling = rule.max_weight_decay / largest_decay if largest_decay > 0 else math.inf
+    lam_ceiling = _weight_decay_ceiling(panels, rule) / largest_decay if largest_decay else math.inf
     decay_ceiling = _decay_ceiling(panels, rule)
     rows = claim_rows(panels)
     per_panel = not rows  # norm ratios, spectra, the bound: each panel's largest-h member

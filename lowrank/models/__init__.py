@@ -36,6 +36,9 @@ MODELS: dict[str, type[nn.Module]] = {
     "vit": ViT,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+# Families with no BatchNorm (and so no ``batch_stats``): none of their weights is
+# scale-invariant, so weight decay sets every weight's norm (lowrank.figures.horizon_rule).
+WITHOUT_BATCHNORM: frozenset[str] = frozenset({"vit"})
 # Families with convolutions (the ViT's patch embedding is one): on CPUs the engine runs
 # their epochs from a host loop, one member at a time (XLA:CPU is slow with convolutions
 # inside compiled loops and with vmapped, i.e. grouped, convolutions).
