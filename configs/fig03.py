@@ -13,10 +13,10 @@ Quick (2-core CPU, offline data, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 3 --quick --out workdirs/fig03_quick
 
-The quick variant follows the horizon rule: every λ × 0.214, 60 epochs; 4 of 7 claim rows'
-claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 0.69, 3.45, 5.08,
-6.9, 10.3, 20.7, 20.7). Evaluated and measured every 5 epochs. Measured here: 16.4 minutes
-(timing.json).
+The quick variant follows the horizon rule: every λ × 0.321, every μ × 0.666, 60 epochs; 4
+of 7 claim rows' claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h:
+0.689, 3.44, 5.08, 6.89, 10.3, 20.7, 20.7). Evaluated and measured every 5 epochs. Measured
+here: 16.1 minutes (timing.json).
 
 What to expect (Prediction 4.1): the final average rank falls as λ rises; with λ = 0 it
 stays high and B barely changes it.
