@@ -13,10 +13,10 @@ Quick (2-core CPU, offline data, see ``experiments/README.md``)::
 
     python experiments/figure.py --fig 11 --quick --out workdirs/fig11_quick
 
-The quick variant follows the horizon rule: every λ × 0.954, 35 epochs; 2 of 8 claim rows'
-claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 0.735, 1.47, 2.94,
-2.99, 5.94, 5.98, 12, 12). Evaluated and measured every 3 epochs. Measured here: 10.2
-minutes (timing.json).
+The quick variant follows the horizon rule: every λ × 1.9, every μ × 0.5, 35 epochs; 2 of 8
+claim rows' claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 0.732,
+1.46, 2.93, 2.98, 5.92, 5.95, 11.9, 11.9). Evaluated and measured every 3 epochs. Measured
+here: 9.9 minutes (timing.json).
 
 What to expect (Prediction 4.1): smaller B gives a lower final average rank, more so for
 larger μ.

@@ -35,18 +35,21 @@ learning. The rule, the same for every figure:
    trained at λ = 0.01, test accuracy 0.54–0.80, and went to chance at λ = 0.05 at every
    h, 1.1–4.4).
 5. **Time compression: every μ × one factor k.** h and the per-step decay depend on c·k
-   only, and SGD at (kμ, λ) for T steps follows, in the gradient-flow limit, the path of
-   (μ, λ) for kT steps; a BatchNorm layer's direction turns by √(2μλ) per step whichever
-   factor carries the product. So μ moves where a quick network cannot train at the
-   paper's μ, or where λ cannot carry the horizon. Every μ stays ≤ ``max_learning_rate ·
-   min(1, B / reference_batch)`` (measured: quick runs at μ = 1 trained at every B ≥ 8 of
-   Figs. 2 and 11 and stayed at chance at B = 4, where μ = 0.5 trained; μ = 1.5 stayed at
-   chance at B = 8 even at λ = 0 and trained at B = 16, 32 (Fig. 3); μ = 2 at no B, 8–128
-   (Fig. 11)): where a μ of the grid is above it, k < 1 brings the largest to it and λ
-   carries the rest (same h, same 2μλ). Where the λ ceiling stops c before the 2μλ ceiling
-   does, k > 1 — only when that places more claim members than λ alone; the classifier,
-   which no BatchNorm follows, is why λ may not carry it all (item 4). Only SGD panels
-   compress: an adaptive optimizer's step is not μ times the gradient.
+   only, and SGD at (kμ, λ) for T steps follows, in the gradient-flow limit, the path of (μ,
+   λ) for kT steps; a BatchNorm layer's direction turns by √(2μλ) per step whichever factor
+   carries the product. So μ moves where a quick network cannot train at the paper's μ, or
+   where λ cannot carry the horizon. Every μ stays ≤ ``max_learning_rate · min(1, B /
+   reference_batch)`` (measured: quick runs at μ = 1 trained at every B ≥ 8 of Figs. 2 and
+   11 and stayed at chance at B = 4, where μ = 0.5 trained; μ = 1.5 stayed at chance at B =
+   8 even at λ = 0 and trained at B = 16, 32 (Fig. 3); μ = 2 stayed at chance at B = 8, 16
+   and trained at B = 32–128 (Fig. 11): the linear scaling rule below B = 8, capped at 1
+   since μ = 2 failed at B = 16). Where a μ of the grid is above it, k < 1 brings the
+   largest to it and λ carries the rest (same h, same 2μλ). Where the λ ceiling stops c
+   before the 2μλ ceiling does, k > 1 — only when that places more claim members than λ
+   alone; the classifier, which no BatchNorm follows, is why λ may not carry it all (item
+   4). Only SGD panels compress: an adaptive optimizer's step is not μ times the gradient.
+   Compression keeps h and 2μλ but not the gradient noise, which grows with μ: at equal h,
+   the smaller μ lost less ε-rank (Figs. 2 and 3).
 6. **The horizon from steps: every epoch the budget allows.** h depends on c and the
    number of steps only through their product, but a step's noise grows with its decay
    (the √(2μλ) turn above), so the rule takes the most epochs it may and the smallest c
@@ -101,7 +104,7 @@ class HorizonRule:
     max_weight_decay_without_batchnorm: float = 0.01
     # The largest μ an SGD member of batch size reference_batch or more may have
     # (× B/reference_batch below it; item 5): μ = 1 trained at B = 8–128 and not at B = 4;
-    # μ = 1.5 not at B = 8; μ = 2 at no B.
+    # μ = 1.5 not at B = 8; μ = 2 not at B = 16 (it did at B ≥ 32).
     max_learning_rate: float = 1.0
     max_epochs: int = 200  # the most epochs the rule may give a quick run
     records: int = 12  # evaluate and measure about this many times (and at the end)
