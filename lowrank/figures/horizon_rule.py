@@ -33,7 +33,9 @@ learning. The rule, the same for every figure:
    network without BatchNorm (the pre-norm ViT) every weight is such a layer, and the
    ceiling is ``max_weight_decay_without_batchnorm`` (0.01, measured: Fig. 10's ViT
    trained at λ = 0.01, test accuracy 0.54–0.80, and went to chance at λ = 0.05 at every
-   h, 1.1–4.4).
+   h, 1.1–4.4). Nor does its tolerated 2μλ grow with B: at μ = 0.4 it went to chance at
+   λ = 0.01 (2μλ = 8e-3) at B = 32, 64 and 128 alike and kept 0.56–0.65 at 2μλ = 4e-3,
+   so without BatchNorm the 2μλ ceiling is ``max_decay_step`` at every B.
 5. **Time compression: every μ × one factor k.** h and the per-step decay depend on c·k
    only, and SGD at (kμ, λ) for T steps follows, in the gradient-flow limit, the path of (μ,
    λ) for kT steps; a BatchNorm layer's direction turns by √(2μλ) per step whichever factor
@@ -186,7 +188,7 @@ def _decay_ceiling(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -
     2μλ/(1−β) with coupled momentum) within the rule's ceiling at its batch size."""
     ratios = [
         theory.horizon(m.learning_rate, m.weight_decay, m.momentum, p.optim.decoupled)
-        / decay_step_ceiling(rule, m.batch_size)
+        / decay_step_ceiling(rule, m.batch_size, str(p.model.name) not in models.WITHOUT_BATCHNORM)
         for p in panels
         for m in members(p)
     ]
@@ -194,8 +196,11 @@ def _decay_ceiling(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -
     return math.inf if worst == 0 else 1 / worst
 
 
-def decay_step_ceiling(rule: HorizonRule, batch_size: int) -> float:
-    """The largest horizon per step the rule allows a member of this batch size."""
+def decay_step_ceiling(rule: HorizonRule, batch_size: int, batchnorm: bool = True) -> float:
+    """The largest horizon per step the rule allows a member of this batch size: growing
+    ∝ B with BatchNorm, ``max_decay_step`` at every B without it (item 4)."""
+    if not batchnorm:
+        return rule.max_decay_step
     return rule.max_decay_step * batch_size / rule.reference_batch
 
 
