@@ -123,7 +123,7 @@ class Choice:
     claim_horizons: tuple[float, ...]
     per_panel: bool = False
     window_factors: tuple[float, float] = (1.0, 3.0)  # the window in units of ln(1/ε)
-    lr_factor: float = 1.0  # every μ's factor: time compression past λ's ceiling
+    lr_factor: float = 1.0  # every μ's factor (time compression, item 5)
 
     def scaling(self) -> str:
         """'every λ × c', and ', every μ × k' where time compression was used."""
@@ -341,10 +341,10 @@ def apply(
     max_epochs: int | None = None,
 ) -> Choice:
     """Applies the rule to a quick figure config in place: every λ (the sweep's and the
-    panels') times the chosen factor, every μ times the time compression's (1 unless λ's
-    ceiling binds), the chosen epochs; ``figure.reduced`` says so. ``max_epochs``: the
-    figure's compute budget in epochs (what fits the 20-minute quick budget at the cost per
-    epoch its config states)."""
+    panels') times the chosen factor, every μ times the time compression's (1 unless a μ
+    is above its ceiling or λ's ceiling binds), the chosen epochs; ``figure.reduced`` says
+    so. ``max_epochs``: the figure's compute budget in epochs (what fits the 20-minute
+    quick budget at the cost per epoch its config states)."""
     rule = rule or HorizonRule()
     choice = choose(config, rule, max_epochs)
     for key, factor in (("weight_decays", choice.factor), ("learning_rates", choice.lr_factor)):
