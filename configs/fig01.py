@@ -78,7 +78,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ResNet-18: final average rank over pairs of hyperparameters",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=4,
@@ -88,7 +88,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ResNet-18 of width 4 (4-8-16-32 channels): 192 "
             "members in all.",
         )
-        horizon_rule.apply(c, max_epochs=20)
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 20))
     elif arg:
-        raise ValueError(f"configs/fig01.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig01.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

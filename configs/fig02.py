@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ResNet-18, varying μ (λ = 5e-4)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=6,
@@ -60,7 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             model={"width": 8},
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels).",
         )
-        horizon_rule.apply(c, max_epochs=45)
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 45))
     elif arg:
-        raise ValueError(f"configs/fig02.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig02.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

@@ -55,7 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ResNet-18, varying B",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=5,
@@ -65,7 +65,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels); 15 "
             "compile groups.",
         )
-        horizon_rule.apply(c, max_epochs=60)
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 60))
     elif arg:
-        raise ValueError(f"configs/fig04.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig04.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="MLP-BN-10-100, varying B (λ = 5e-4)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=10,
@@ -56,7 +56,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced="The model is the paper's (it is small); 2000 examples keep B = 4 at "
             "500 steps per epoch.",
         )
-        horizon_rule.apply(c)
+        # CPU budget: 60 epochs took 7.9 min, so 137 end within ~18
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 137))
     elif arg:
-        raise ValueError(f"configs/fig07.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig07.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ViT, varying λ (μ = 0.04)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=8,
@@ -62,7 +62,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ViT of width 32 (8 heads of 4, 6 layers, MLP 32) with "
             "2×2 patches, so the 8×8 images give 16 patch tokens (4×4 patches would give 4).",
         )
-        horizon_rule.apply(c, max_epochs=24)
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 24))
     elif arg:
-        raise ValueError(f"configs/fig10.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig10.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

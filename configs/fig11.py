@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ResNet-18, varying B (λ = 5e-4)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=5,
@@ -61,7 +61,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels); 15 "
             "compile groups.",
         )
-        horizon_rule.apply(c, max_epochs=35)
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 35))
     elif arg:
-        raise ValueError(f"configs/fig11.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig11.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ResNet-18 on other datasets, varying μ (B = 16, λ = 5e-4)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=5,
@@ -69,7 +69,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                 {"data.name": "digits", "data.source": "sklearn", "data.train_subset": 0},
             ),
         )
-        horizon_rule.apply(c, max_epochs=40)
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 40))
     elif arg:
-        raise ValueError(f"configs/fig13.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig13.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

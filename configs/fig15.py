@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         title="VGG-16: ‖W(t−1)‖/‖W(t)‖ per layer (μ = 5e-3, λ = 5e-4)",
         epsilon=0.01,
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=10,
@@ -61,7 +61,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             model={"width": 8},
             reduced=f"{DIGITS_REASON} VGG-16 of width 8 (8-16-32-64-64 channels).",
         )
-        horizon_rule.apply(c)
+        # CPU budget: the committed run's 60 epochs (longer runs: "long")
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 60))
     elif arg:
-        raise ValueError(f"configs/fig15.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig15.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

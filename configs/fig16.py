@@ -53,7 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="ResNet-18: singular values per layer, varying B (μ = 5e-3, λ = 6e-3)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=6,
@@ -62,7 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             model={"width": 8},
             reduced=f"{DIGITS_REASON} ResNet-18 of width 8 (8-16-32-64 channels).",
         )
-        horizon_rule.apply(c)
+        # CPU budget: the committed run's 60 epochs (longer runs: "long")
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 60))
     elif arg:
-        raise ValueError(f"configs/fig16.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig16.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="VGG-16: singular values per layer, varying B (μ = 1e-2, λ = 4e-4)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=6,
@@ -61,7 +61,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             model={"width": 8},
             reduced=f"{DIGITS_REASON} VGG-16 of width 8 (8-16-32-64-64 channels).",
         )
-        horizon_rule.apply(c)
+        # CPU budget: the committed run's 60 epochs (longer runs: "long")
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 60))
     elif arg:
-        raise ValueError(f"configs/fig17.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig17.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

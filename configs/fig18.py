@@ -57,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         scale="full",
         title="MLP-BN-2-10000: Theorem 3.3 bound vs measured rank (B = 6, μ = 0.1, λ = 8e-3)",
     )
-    if arg == "quick":
+    if arg in horizon_rule.QUICK_ARGS:
         quick_variant(
             c,
             epochs=15,
@@ -70,7 +70,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "MLP-BN-2-1024 (width reduced): Theorem 3.3 bound vs measured rank "
             "(B = 6, μ = 0.1, λ = 8e-3)"
         )
-        horizon_rule.apply(c)  # the bound figure keeps measuring every epoch
+        # CPU budget: the committed run's 60 epochs (longer runs: "long")
+        horizon_rule.apply(c, max_epochs=horizon_rule.budget(arg, 60))
     elif arg:
-        raise ValueError(f"configs/fig18.py: unknown argument {arg!r}; use 'quick' or none.")
+        raise ValueError(
+            f"configs/fig18.py: unknown argument {arg!r}; use 'quick', 'long' or none."
+        )
     return c

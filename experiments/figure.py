@@ -7,7 +7,9 @@
     python experiments/figure.py --fig 6 --quick --out DIR --draw_only     # redraw only
     python experiments/figure.py --fig 6 --estimate                        # compute estimate
 
-``--fig N`` stands for ``--config=configs/figNN.py`` (``:quick`` with ``--quick``). Each
+``--fig N`` stands for ``--config=configs/figNN.py`` (``:quick`` with ``--quick``; ``:long``
+with ``--long``, the quick variant with the horizon rule's own epoch cap, 200, instead of
+the figure's 2-core-CPU budget: for a GPU, ``experiments/gpu_long.sh``). Each
 panel of the figure is one sweep (``lowrank.engine.run``) into ``OUT/panel{i}/``; a panel
 whose sweep has finished is not retrained (the engine resumes an unfinished one from its
 checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
@@ -56,6 +58,7 @@ CONFIGS = ROOT / "configs"
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A figure config file (get_config).")
 flags.DEFINE_integer("fig", None, "Figure number: --config=configs/figNN.py.")
 flags.DEFINE_bool("quick", False, "With --fig: the config's quick (2-core CPU) variant.")
+flags.DEFINE_bool("long", False, "With --fig: the quick variant with the horizon rule's cap.")
 _OUT = flags.DEFINE_string("out", None, "Results folder of the figure (created).")
 _PANELS = flags.DEFINE_list("panels", None, "Run only these panel indices (e.g. 0,2).")
 _DRAW_ONLY = flags.DEFINE_bool("draw_only", False, "Only draw from the results folder.")
@@ -70,7 +73,7 @@ PUBLISHED = ("figure.json", "summary.txt", "trends.txt", "trends.json", "timing.
 
 
 def config_argument(argv: list[str]) -> list[str]:
-    """Turns ``--fig N [--quick]`` into ``--config=configs/figNN.py[:quick]``.
+    """Turns ``--fig N [--quick | --long]`` into ``--config=configs/figNN.py[:quick|:long]``.
 
     Done before absl parses the flags, so that ``--config.<field>=`` overrides work with
     ``--fig`` too.
@@ -85,9 +88,12 @@ def config_argument(argv: list[str]) -> list[str]:
             fig = argv[i + 1]
     if fig is None:
         return argv
-    quick = any(a in ("--quick", "--quick=true", "--quick=True") for a in argv)
+    scale = ""
+    for arg in ("quick", "long"):  # the config's reduced-scale arguments
+        if any(a in (f"--{arg}", f"--{arg}=true", f"--{arg}=True") for a in argv):
+            scale = f":{arg}"
     path = CONFIGS / f"fig{int(fig):02d}.py"
-    return [argv[0], f"--config={path}{':quick' if quick else ''}", *argv[1:]]
+    return [argv[0], f"--config={path}{scale}", *argv[1:]]
 
 
 def run_panels(config, out: Path, only: list[int] | None, progress: bool, restart: bool) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,42 @@ def test_quick_variant_is_offline_and_keeps_the_grid(number):
                 on_quick = np.asarray(q.config.sweep[field])
                 factor = on_quick.max() / on_full.max() if ruled else 1.0
                 np.testing.assert_allclose(on_quick, on_full * factor, rtol=1e-5)
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_quick_variant_keeps_the_schedule_in_steps(number):
+    """A quick epoch is a fraction of a paper epoch: its milestones scale by the ratio of
+    training-set sizes, so that μ drops after as many SGD steps of the same B as in the
+    paper (and a quick run shorter than that stays in the constant-μ phase)."""
+    from lowrank.data import spec as data_spec
+
+    module = load(number)
+    full, quick = module.get_config(), module.get_config("quick")
+    ratio = data_spec.expected_num_train(full.data) / data_spec.expected_num_train(quick.data)
+    assert ratio > 1  # every quick variant trains on fewer examples than the paper
+    assert len(quick.optim.milestones) == len(full.optim.milestones)
+    for f, q in zip(full.optim.milestones, quick.optim.milestones, strict=True):
+        assert abs(q - f * ratio) <= 0.5  # rounded to whole epochs
+    assert quick.optim.factor == full.optim.factor
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_long_variant_is_the_quick_one_with_the_rules_own_cap(number):
+    """ "long": the quick variant's data, model and grid ratios, the rule's epoch cap
+    (not the 2-core-CPU budget), and every claim row it places at least as in "quick"."""
+    module = load(number)
+    quick, long = module.get_config("quick"), module.get_config("long")
+    figures.validate_figure(long)
+    rule = horizon_rule.HorizonRule()
+    assert long.train.epochs == horizon_rule.epoch_cap(long, rule, None) >= quick.train.epochs
+    assert long.data.to_dict() == quick.data.to_dict()
+    assert long.model.to_dict() == quick.model.to_dict()
+    assert long.optim.milestones == quick.optim.milestones
+    placed = [
+        int(re.search(r"; (\d+) of \d+ (claim rows|panels)", c.figure.reduced).group(1))
+        for c in (quick, long)
+    ]
+    assert placed[1] >= placed[0]
 
 
 def test_unknown_argument_is_refused():

@@ -197,7 +197,11 @@ def test_budget_and_first_milestone_cap_the_epochs():
 
     c = load(6).get_config("quick")
     rule = horizon_rule.HorizonRule()
-    assert horizon_rule.epoch_cap(c, rule, None) == min(c.optim.milestones)
+    # Fig. 6 quick's first milestone is the paper's in steps (60 CIFAR-10 epochs = 1500
+    # epochs of its 2000 images), past the rule's own cap.
+    assert horizon_rule.epoch_cap(c, rule, None) == rule.max_epochs < min(c.optim.milestones)
+    c.optim.milestones = (60, 100)
+    assert horizon_rule.epoch_cap(c, rule, None) == 60
     assert horizon_rule.epoch_cap(c, rule, 20) == 20
     budgeted = horizon_rule.choose(c, rule, max_epochs=20)
     assert budgeted.epochs <= 20
@@ -288,8 +292,9 @@ def test_time_compression_past_the_weight_decay_ceiling_only_where_it_places_mor
     assert without.lr_factor == 1 and without.placed == 0
     # Fig. 4: λ at its ceiling too, but the 2μλ ceiling leaves μ no room to place another
     # row, so the paper's μ stay.
+    four = _load(4).get_config("quick")
+    assert horizon_rule.choose(four, rule, max_epochs=four.train.epochs).lr_factor == 1
     four = _load(4)
-    assert horizon_rule.choose(four.get_config("quick"), rule).lr_factor == 1
     assert [
         p.sweep.learning_rates for p in horizon_rule._panel_configs(four.get_config("quick"))
     ] == [p.sweep.learning_rates for p in horizon_rule._panel_configs(four.get_config())]

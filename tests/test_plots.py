@@ -439,6 +439,8 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     # --fig N [--quick] stands for --config=configs/figNN.py[:quick].
     argv = script.config_argument(["figure.py", "--fig", "7", "--quick", "--out=x"])
     assert argv[1].endswith("configs/fig07.py:quick")
+    argv = script.config_argument(["figure.py", "--fig=9", "--long"])
+    assert argv[1].endswith("configs/fig09.py:long")
 
 
 @pytest.mark.parametrize(

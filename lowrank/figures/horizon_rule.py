@@ -59,9 +59,14 @@ learning. The rule, the same for every figure:
    (``max_epochs`` given to :func:`apply` by the config, from a measured cost per epoch)
    and the schedule's first milestone. A quick run is the paper's first phase at constant
    μ, which carries most of its horizon (60 of the 65.3 μ₀-epochs of the 500-epoch
-   protocol with ×0.1 at 60/100/200), so no milestone is moved and none is passed. (A
-   first version took the fewest epochs that placed the rows: Fig. 5 then ran 21 epochs
-   and its B = 32 member at h = 20.6 ended at test accuracy 0.29.)
+   protocol with ×0.1 at 60/100/200), so no milestone is passed. The milestones are the
+   paper's in SGD steps (:func:`lowrank.figures.spec.quick_variant` scales them by the
+   ratio of training-set sizes: the paper's first phase is 60 CIFAR-10 epochs, 1500
+   epochs of a 2000-image subset), so on a quick variant's small data the budget, not
+   the milestone, ends the run. (A first version took the fewest epochs that placed the
+   rows: Fig. 5 then ran 21 epochs and its B = 32 member at h = 20.6 ended at test
+   accuracy 0.29; a second stopped every quick run at epoch 60, the milestone counted in
+   epochs of the smaller data.)
 
 :func:`apply` does this to a quick figure config and returns what it chose, which the
 config's ``figure.reduced`` states.
@@ -81,6 +86,11 @@ from lowrank.budget import budget_of, epoch_scale
 from lowrank.engine.members import Member, members
 from lowrank.figures.spec import panel_configs
 from lowrank.results import HPARAMS
+
+# A figure config's reduced-scale arguments: "quick" stops at the figure's compute budget
+# for a 2-core CPU (about 18 minutes); "long" is the same variant (data, model, grid,
+# schedule) with the rule's own epoch cap instead, for a GPU or a patient CPU.
+QUICK_ARGS = ("quick", "long")
 
 # A horizon within 1 % of a window edge counts as inside: λ factors are rounded to three
 # significant digits, and 1 % of h changes an unfed direction's e^{−h} by 1 % of itself.
@@ -206,7 +216,8 @@ def decay_step_ceiling(rule: HorizonRule, batch_size: int, batchnorm: bool = Tru
 
 def epoch_cap(config: ml_collections.ConfigDict, rule: HorizonRule, budget: int | None) -> int:
     """The most epochs the rule may give: ``rule.max_epochs``, the figure's budget, and the
-    schedule's first milestone (the quick run stays in the constant-μ phase)."""
+    schedule's first milestone (the quick run stays in the constant-μ phase; a quick
+    variant's milestones are the paper's in steps, see item 6)."""
     cap = rule.max_epochs if budget is None else min(rule.max_epochs, budget)
     if config.optim.schedule == "piecewise" and config.optim.milestones:
         cap = min(cap, min(config.optim.milestones))
@@ -309,6 +320,14 @@ def choose(
     return Choice(
         factor, epochs, window, horizons, per_panel, tuple(rule.window), lr_factor=lr_factor
     )
+
+
+def budget(arg: str, cpu_epochs: int) -> int | None:
+    """The compute budget in epochs for a figure config's argument ``arg`` (one of
+    :data:`QUICK_ARGS`): ``cpu_epochs`` for "quick", none (the rule's cap) for "long"."""
+    if arg not in QUICK_ARGS:
+        raise ValueError(f"unknown reduced-scale argument {arg!r}; use one of {QUICK_ARGS}.")
+    return None if arg == "long" else cpu_epochs
 
 
 def _round_down(x: float) -> float:

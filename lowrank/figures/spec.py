@@ -41,6 +41,7 @@ import ml_collections
 
 from lowrank import config as config_lib
 from lowrank import io
+from lowrank.data import spec as data_spec
 from lowrank.results import HPARAMS
 
 KINDS = ("curves", "heatmap", "norm_ratios", "spectra", "bound")
@@ -277,8 +278,11 @@ def quick_variant(
     """Shrinks a full-scale figure config in place to a 2-core-CPU run on offline data.
 
     Keeps the figure's structure: its panels, the grid of varied values, the fixed
-    hyperparameters, the seeds and the learning-rate schedule (whose milestones then lie
-    past the last epoch). Changes: the dataset (CIFAR-10 is not available offline;
+    hyperparameters, the seeds and the learning-rate schedule in SGD steps: its milestones
+    are the paper's times the ratio of the training-set sizes, so that they fall after as
+    many steps of the same B as the paper's (a quick epoch of 2000 images is 1/25 of a
+    CIFAR-10 epoch; the horizon ``h = 2λΣμ_t`` counts steps, not epochs). Changes: the
+    dataset (CIFAR-10 is not available offline;
     Fashion-MNIST is), a stratified training subset, fewer epochs, no augmentation
     (Fashion-MNIST items are centred and upright, and the random crops, flips and 15k°
     rotations only slow a short run's fitting; the forgetting mechanism under test does
@@ -293,9 +297,12 @@ def quick_variant(
       dataset: an offline dataset (``fashion_mnist`` or ``digits``).
       model: model fields to change (e.g. ``{"width": 8}``).
     """
+    paper_examples = data_spec.expected_num_train(config.data)
     config.data.name = dataset
     config.data.source = "sklearn" if dataset == "digits" else "auto"
     config.data.train_subset = 0 if dataset == "digits" else train_subset
+    steps_ratio = paper_examples / data_spec.expected_num_train(config.data)
+    config.optim.milestones = tuple(round(m * steps_ratio) for m in config.optim.milestones)
     config.augment.crop = config.augment.flip = config.augment.rotate = False
     config.train.epochs = epochs
     for k, v in (model or {}).items():
