@@ -14,9 +14,9 @@ Quick (2-core CPU, offline Fashion-MNIST; run here, see ``experiments/README.md`
     python experiments/figure.py --fig 6 --quick --out workdirs/fig06_quick \
         --publish experiments/results/fig06
 
-The quick variant follows the horizon rule: every λ × 0.115, 60 epochs; 4 of 7 claim rows'
+The quick variant follows the horizon rule: every λ × 0.057, 121 epochs; 4 of 7 claim rows'
 claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 0.69, 2.07, 5.17,
-6.9, 10.3, 20.7, 20.7). Evaluated and measured every 5 epochs. Measured here: 8.9 minutes
+6.9, 10.3, 20.7, 20.7). Evaluated and measured every 10 epochs. Measured here: 7.3 minutes
 (timing.json).
 
 What to expect (Prediction 4.1): the final average rank falls as λ rises in every panel,
