@@ -269,10 +269,17 @@ def test_time_compression_brings_every_learning_rate_under_its_ceiling():
     two = _quick_at_paper_values(2)
     assert horizon_rule.choose(two, rule, max_epochs=two.train.epochs).lr_factor == 0.5
     # The applied configs: every member's μ within its ceiling.
-    for number in (2, 3, 11):
+    for number in (2, 3, 8, 11):
         for p in horizon_rule._panel_configs(_load(number).get_config("quick")):
             for m in engine.members(p):
-                assert m.learning_rate <= min(1.0, m.batch_size / 8) * (1 + 1e-6), number
+                top = horizon_rule.learning_rate_ceiling(rule, p.model.name, m.batch_size)
+                assert m.learning_rate <= top * (1 + 1e-6), number
+    # A family with its own ceiling: RES-BN's μ = 0.1 at B = 4 becomes 0.025 (× 0.25).
+    assert horizon_rule.learning_rate_ceiling(rule, "resnet18", 4) == 0.5
+    assert horizon_rule.learning_rate_ceiling(rule, "res_bn", 8) == 0.05
+    assert horizon_rule.learning_rate_ceiling(rule, "res_bn", 64) == 0.1
+    eight = horizon_rule._panel_configs(_load(8).get_config("quick"))
+    assert [p.sweep.learning_rates for p in eight] == [(0.00625,), (0.0125,), (0.025,)]
 
 
 def test_time_compression_past_the_weight_decay_ceiling_only_where_it_places_more():

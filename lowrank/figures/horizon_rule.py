@@ -45,7 +45,9 @@ learning. The rule, the same for every figure:
    11 and stayed at chance at B = 4, where μ = 0.5 trained; μ = 1.5 stayed at chance at B =
    8 even at λ = 0 and trained at B = 16, 32 (Fig. 3); μ = 2 stayed at chance at B = 8, 16
    and trained at B = 32–128 (Fig. 11): the linear scaling rule below B = 8, capped at 1
-   since μ = 2 failed at B = 16). Where a μ of the grid is above it, k < 1 brings the
+   since μ = 2 failed at B = 16); a model family that broke below it has its own ceiling,
+   ``learning_rate_ceilings`` (RES-BN: μ ≤ 0.1 · min(1, B/16), measured on Fig. 8). Where
+   a μ of the grid is above its ceiling, k < 1 brings the
    largest to it and λ carries the rest (same h, same 2μλ). Where the λ ceiling stops c
    before the 2μλ ceiling does, k > 1 — only when that places more claim members than λ
    alone; the classifier, which no BatchNorm follows, is why λ may not carry it all (item
@@ -118,6 +120,10 @@ class HorizonRule:
     # (× B/reference_batch below it; item 5): μ = 1 trained at B = 8–128 and not at B = 4;
     # μ = 1.5 not at B = 8; μ = 2 not at B = 16 (it did at B ≥ 32).
     max_learning_rate: float = 1.0
+    # Families that broke below it: (model, largest μ, from which B; × B/that below it).
+    # RES-BN-5-128 (Fig. 8) diverged at μ = 0.1 at B = 4 and 8 (at the paper's λ too) and
+    # trained at μ = 0.1 from B = 16 and at μ = 0.05 at B = 4 and 8.
+    learning_rate_ceilings: tuple[tuple[str, float, int], ...] = (("res_bn", 0.1, 16),)
     max_epochs: int = 200  # the most epochs the rule may give a quick run
     records: int = 12  # evaluate and measure about this many times (and at the end)
 
@@ -266,14 +272,25 @@ def _weight_decay_ceiling(panels: list[ml_collections.ConfigDict], rule: Horizon
     return rule.max_weight_decay
 
 
+def learning_rate_ceiling(rule: HorizonRule, model: str, batch_size: int) -> float:
+    """The largest μ the rule allows an SGD member of this model and batch size (item 5):
+    ``max_learning_rate · min(1, B / reference_batch)``, or the model's own entry of
+    ``learning_rate_ceilings``."""
+    top, reference = rule.max_learning_rate, rule.reference_batch
+    for name, mu, batch in rule.learning_rate_ceilings:
+        if name == model:
+            top, reference = mu, batch
+    return top * min(1.0, batch_size / reference)
+
+
 def _learning_rate_room(panels: list[ml_collections.ConfigDict], rule: HorizonRule) -> float:
-    """The largest μ factor time compression may use: every μ ≤ ``max_learning_rate ·
-    min(1, B / reference_batch)``; 1 where a panel is not plain SGD (an adaptive step is
+    """The largest μ factor time compression may use: every μ within its
+    :func:`learning_rate_ceiling`; 1 where a panel is not plain SGD (an adaptive step is
     not μ times the gradient). Below 1 where a μ of the grid is above its ceiling."""
     if any(str(p.optim.get("name", "sgd")) != "sgd" for p in panels):
         return 1.0
     return min(
-        rule.max_learning_rate * min(1.0, m.batch_size / rule.reference_batch) / m.learning_rate
+        learning_rate_ceiling(rule, str(p.model.name), m.batch_size) / m.learning_rate
         for p in panels
         for m in members(p)
     )
