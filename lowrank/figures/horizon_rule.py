@@ -47,8 +47,8 @@ learning. The rule, the same for every figure:
    and trained at B = 32–128 (Fig. 11): the linear scaling rule below B = 8, capped at 1
    since μ = 2 failed at B = 16); a model family that broke below it has its own ceiling,
    ``learning_rate_ceilings`` (RES-BN: μ ≤ 0.1 · min(1, B/16), measured on Fig. 8). Where
-   a μ of the grid is above its ceiling, k < 1 brings the
-   largest to it and λ carries the rest (same h, same 2μλ). Where the λ ceiling stops c
+   a μ of the grid is above its ceiling, k < 1 brings the largest to it and λ carries the
+   rest (same h, same 2μλ). Where the λ ceiling stops c
    before the 2μλ ceiling does, k > 1 — only when that places more claim members than λ
    alone; the classifier, which no BatchNorm follows, is why λ may not carry it all (item
    4). Only SGD panels compress: an adaptive optimizer's step is not μ times the gradient.

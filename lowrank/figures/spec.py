@@ -282,12 +282,11 @@ def quick_variant(
     are the paper's times the ratio of the training-set sizes, so that they fall after as
     many steps of the same B as the paper's (a quick epoch of 2000 images is 1/25 of a
     CIFAR-10 epoch; the horizon ``h = 2λΣμ_t`` counts steps, not epochs). Changes: the
-    dataset (CIFAR-10 is not available offline;
-    Fashion-MNIST is), a stratified training subset, fewer epochs, no augmentation
-    (Fashion-MNIST items are centred and upright, and the random crops, flips and 15k°
-    rotations only slow a short run's fitting; the forgetting mechanism under test does
-    not involve the data), optionally a narrower model, and spectra saved at the last
-    epoch only.
+    dataset (CIFAR-10 is not available offline; Fashion-MNIST is), a stratified training
+    subset, fewer epochs, no augmentation (Fashion-MNIST items are centred and upright,
+    and the random crops, flips and 15k° rotations only slow a short run's fitting; the
+    forgetting mechanism under test does not involve the data), optionally a narrower
+    model, and spectra saved at the last epoch only.
 
     Args:
       config: a figure config (with its ``figure`` section).
