@@ -269,7 +269,7 @@ def test_time_compression_brings_every_learning_rate_under_its_ceiling():
     two = _quick_at_paper_values(2)
     assert horizon_rule.choose(two, rule, max_epochs=two.train.epochs).lr_factor == 0.5
     # The applied configs: every member's μ within its ceiling.
-    for number in (2, 3, 8, 11):
+    for number in (2, 3, 7, 8, 11):
         for p in horizon_rule._panel_configs(_load(number).get_config("quick")):
             for m in engine.members(p):
                 top = horizon_rule.learning_rate_ceiling(rule, p.model.name, m.batch_size)
@@ -280,6 +280,11 @@ def test_time_compression_brings_every_learning_rate_under_its_ceiling():
     assert horizon_rule.learning_rate_ceiling(rule, "res_bn", 64) == 0.1
     eight = horizon_rule._panel_configs(_load(8).get_config("quick"))
     assert [p.sweep.learning_rates for p in eight] == [(0.00625,), (0.0125,), (0.025,)]
+    # MLP-BN's: Fig. 7's μ = 0.3 at B = 4 becomes 0.15 (× 0.5); Fig. 6's μ = 0.1 stays.
+    assert horizon_rule.learning_rate_ceiling(rule, "mlp_bn", 4) == pytest.approx(0.15)
+    seven = horizon_rule._panel_configs(_load(7).get_config("quick"))
+    assert [p.sweep.learning_rates for p in seven] == [(0.015,), (0.05,), (0.15,)]
+    assert _load(6).get_config("quick").sweep.learning_rates == (0.1,)
 
 
 def test_time_compression_past_the_weight_decay_ceiling_only_where_it_places_more():
