@@ -20,9 +20,10 @@ The quick variant has one panel per dataset available offline: Fashion-MNIST (on
 its 10 000 test images are evaluated every epoch) and scikit-learn's digits (three
 seeds).
 
-The quick variant follows the horizon rule: every λ × 4, 40 epochs; 2 of 2 claim rows' claim
-members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 9.92, 14.2). Evaluated
-and measured every 3 epochs. Measured here: 6.6 minutes (timing.json).
+The quick variant follows the horizon rule: every λ × 4, 40 epochs; 2 of 2 claim rows'
+claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 9.92, 14.2).
+Evaluated and measured every 3 epochs. Measured here: 8.3 minutes (timing.json) beside
+another run.
 
 What to expect (Prediction 4.1): the final average rank falls as μ rises on every
 dataset.
