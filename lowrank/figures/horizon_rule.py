@@ -31,30 +31,24 @@ learning. The rule, the same for every figure:
    BatchNorm follows (the classifier) settles where its gradient balances 2λW, at a norm
    ∝ 1/λ whatever μ, and runs at λ ≈ 0.2 went to chance with 2μλ inside the ceiling. In a
    network without BatchNorm (the pre-norm ViT) every weight is such a layer, and the
-   ceiling is ``max_weight_decay_without_batchnorm`` (0.01, measured: Fig. 10's ViT
-   trained at λ = 0.01, test accuracy 0.54–0.80, and went to chance at λ = 0.05 at every
-   h, 1.1–4.4). Nor does its tolerated 2μλ grow with B: at μ = 0.4 it went to chance at
-   λ = 0.01 (2μλ = 8e-3) at B = 32, 64 and 128 alike and kept 0.56–0.65 at 2μλ = 4e-3,
-   so without BatchNorm the 2μλ ceiling is ``max_decay_step`` at every B.
+   ceiling is ``max_weight_decay_without_batchnorm``; nor does its tolerated 2μλ grow
+   with B (measured on Fig. 10's ViT: at μ = 0.4 it went to chance at 2μλ = 8e-3 at
+   B = 32, 64 and 128 alike), so without BatchNorm the 2μλ ceiling is ``max_decay_step``.
 5. **Time compression: every μ × one factor k.** h and the per-step decay depend on c·k
    only, and SGD at (kμ, λ) for T steps follows, in the gradient-flow limit, the path of (μ,
    λ) for kT steps; a BatchNorm layer's direction turns by √(2μλ) per step whichever factor
    carries the product. So μ moves where a quick network cannot train at the paper's μ, or
    where λ cannot carry the horizon. Every μ stays ≤ ``max_learning_rate · min(1, B /
-   reference_batch)`` (measured: quick runs at μ = 1 trained at every B ≥ 8 of Figs. 2 and
-   11 and stayed at chance at B = 4, where μ = 0.5 trained; μ = 1.5 stayed at chance at B =
-   8 even at λ = 0 and trained at B = 16, 32 (Fig. 3); μ = 2 stayed at chance at B = 8, 16
-   and trained at B = 32–128 (Fig. 11): the linear scaling rule below B = 8, capped at 1
-   since μ = 2 failed at B = 16); a model family that broke below it has its own ceiling,
-   ``learning_rate_ceilings`` (RES-BN: μ ≤ 0.1 · min(1, B/16), measured on Fig. 8; MLP-BN:
-   μ ≤ 0.3 · min(1, B/8), measured on Fig. 7's network at λ = 0). Where
-   a μ of the grid is above its ceiling, k < 1 brings the largest to it and λ carries the
-   rest (same h, same 2μλ). Where the λ ceiling stops c
-   before the 2μλ ceiling does, k > 1 — only when that places more claim members than λ
-   alone; the classifier, which no BatchNorm follows, is why λ may not carry it all (item
-   4). Only SGD panels compress: an adaptive optimizer's step is not μ times the gradient.
+   reference_batch)`` (measured on ResNet-18: μ = 1 trained at every B ≥ 8 and not at
+   B = 4, where μ = 0.5 did; μ = 1.5 not at B = 8, μ = 2 not at B = 16: the linear scaling
+   rule below B = 8, capped at 1), or its model family's ``learning_rate_ceilings``
+   (RES-BN and MLP-BN broke below it; measured on Figs. 8 and 7). Where a μ of the grid
+   is above its ceiling, k < 1 brings the largest to it and λ carries the rest (same h,
+   same 2μλ). Where the λ ceiling stops c before the 2μλ ceiling does, k > 1 — only when
+   that places more claim members than λ alone (the classifier is why λ may not carry it
+   all, item 4). Only SGD panels compress (an adaptive step is not μ times the gradient).
    Compression keeps h and 2μλ but not the gradient noise, which grows with μ: at equal h,
-   the smaller μ lost less ε-rank (Figs. 2 and 3).
+   the smaller μ lost less ε-rank (Figs. 2, 3 and 8).
 6. **The horizon from steps: every epoch the budget allows.** h depends on c and the
    number of steps only through their product, but a step's noise grows with its decay
    (the √(2μλ) turn above), so the rule takes the most epochs it may and the smallest c
