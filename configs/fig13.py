@@ -22,7 +22,7 @@ seeds).
 
 The quick variant follows the horizon rule: every λ × 4, 40 epochs; 2 of 2 claim rows'
 claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 9.92, 14.2).
-Evaluated and measured every 3 epochs. Measured here: 8.3 minutes (timing.json) beside
+Evaluated and measured every 3 epochs. Measured here: 11.7 minutes (timing.json) beside
 another run.
 
 What to expect (Prediction 4.1): the final average rank falls as μ rises on every
