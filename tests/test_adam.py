@@ -150,9 +150,12 @@ def test_optimizers_study_matches_two_mu_lambda_and_reuses_fig06():
     }
     np.testing.assert_allclose(per_step["adamw"], per_step["sgd"], rtol=1e-5)
     np.testing.assert_allclose(per_step["adam"], per_step["sgd"], rtol=1e-5)
-    # Fig. 6 quick's B = 8 panel, with the λ grid the first horizon rule gave it.
+    # Fig. 6 quick's B = 8 panel, with the λ grid the first horizon rule gave it and the 60
+    # epochs Fig. 6 quick ran before its schedule counted steps (evaluated every 5).
     fig06_b8 = figures.panel_configs(load(6).get_config("quick"))[1].config
     fig06_b8.sweep.weight_decays = panels[0].config.sweep.weight_decays
+    fig06_b8.train.epochs = 60
+    fig06_b8.train.eval_every = fig06_b8.rank.every = 5
     assert panels[0].config.to_json_best_effort() == fig06_b8.to_json_best_effort()
 
 
