@@ -49,7 +49,7 @@ from lowrank.analysis import claims as claims_lib
 from lowrank.analysis import trends as trend_lib
 from lowrank.config import ConfigError
 from lowrank.data import DataError
-from lowrank.figures import plots
+from lowrank.figures import horizon_rule, plots
 from lowrank.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def config_argument(argv: list[str]) -> list[str]:
     if fig is None:
         return argv
     scale = ""
-    for arg in ("quick", "long"):  # the config's reduced-scale arguments
+    for arg in horizon_rule.QUICK_ARGS:  # the config's reduced-scale arguments
         if any(a in (f"--{arg}", f"--{arg}=true", f"--{arg}=True") for a in argv):
             scale = f":{arg}"
     path = CONFIGS / f"fig{int(fig):02d}.py"
