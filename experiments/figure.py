@@ -113,9 +113,17 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
         log.info("panel %s (%s): %d members", p.name, p.label, len(engine.members(p.config)))
         start = time.perf_counter()
         engine.run(p.config, workdir, **kwargs)
+        # Re-read before writing: other processes may run other panels of this figure.
+        timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
         timing[p.name] = round(time.perf_counter() - start, 1)
         io.atomic_write_text(timing_file, json.dumps(timing, indent=1) + "\n")
     return timing
+
+
+def unfinished_panels(config, out: Path) -> list[str]:
+    """The panels of the figure whose sweep has not finished in ``out``."""
+    panels = figures.validate_figure(config)
+    return [p.name for p in panels if not (out / p.name / "summary.txt").exists()]
 
 
 # The rank measures whose trends (and, for the stable rank, figure) ``report`` writes, with
@@ -245,10 +253,23 @@ def main(argv: list[str]) -> None:
         if not _OUT.value:
             raise app.UsageError("--out is required.")
         out = Path(_OUT.value)
+        only = [int(i) for i in _PANELS.value] if _PANELS.value else None
         if not _DRAW_ONLY.value:
             compile_cache(out)
-            only = [int(i) for i in _PANELS.value] if _PANELS.value else None
             run_panels(config, out, only, _PROGRESS.value, _RESTART.value)
+        left = unfinished_panels(config, out)
+        if left and only is not None and not _DRAW_ONLY.value:  # others may be running
+            print(
+                f"panels {', '.join(_PANELS.value)} finished; {', '.join(left)} not yet: "
+                "the figure is drawn by the run that finishes the last (or --draw_only)."
+            )
+            return
+        if left:
+            raise ConfigError(
+                f"{out}: not finished (no summary.txt): {', '.join(left)}, so the figure "
+                "would be drawn from part of its runs: run the command without --draw_only "
+                "(it resumes each unfinished panel from its checkpoint), then draw."
+            )
         print(report(out))
         if _PUBLISH.value:
             publish(out, Path(_PUBLISH.value))

@@ -109,6 +109,7 @@ def test_long_variant_is_the_quick_one_with_the_rules_own_cap(number):
     figures.validate_figure(long)
     rule = horizon_rule.HorizonRule()
     assert long.train.epochs == horizon_rule.epoch_cap(long, rule, None) >= quick.train.epochs
+    assert (quick.figure.scale, long.figure.scale) == ("quick", "long")
     assert long.data.to_dict() == quick.data.to_dict()
     assert long.model.to_dict() == quick.model.to_dict()
     assert long.optim.milestones == quick.optim.milestones

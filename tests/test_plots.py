@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +373,7 @@ def test_missing_results_are_named(tmp_path):
         load_results(tmp_path)
 
 
+@functools.cache  # its absl flags can be defined once per process
 def _load_figure_script():
     path = Path(__file__).resolve().parent.parent / "experiments" / "figure.py"
     spec = importlib.util.spec_from_file_location("figure_script", path)
@@ -441,6 +445,45 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
     assert argv[1].endswith("configs/fig07.py:quick")
     argv = script.config_argument(["figure.py", "--fig=9", "--long"])
     assert argv[1].endswith("configs/fig09.py:long")
+
+
+def _fig13_quick():
+    path = Path(__file__).resolve().parent.parent / "configs" / "fig13.py"
+    spec = importlib.util.spec_from_file_location("fig13_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config("quick")
+
+
+def test_panels_run_by_separate_processes_keep_each_others_timing(tmp_path, monkeypatch):
+    """``--panels``: each process runs its panels; the figure waits for all of them."""
+    script = _load_figure_script()
+    config, out = _fig13_quick(), tmp_path / "fig"
+    assert script.unfinished_panels(config, out) == ["panel0", "panel1"]
+
+    def other_process_finishes_panel1_meanwhile(run_config, workdir, **kwargs):
+        io.atomic_write_text(out / "timing.json", json.dumps({"panel1": 7.0}))
+        (out / "panel1").mkdir(parents=True)
+        (out / "panel1" / "summary.txt").write_text("done")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "summary.txt").write_text("done")
+
+    monkeypatch.setattr(script.engine, "run", other_process_finishes_panel1_meanwhile)
+    assert script.unfinished_panels(config, out) == ["panel0", "panel1"]
+    timing = script.run_panels(config, out, [0], progress=False, restart=False)
+    assert set(timing) == {"panel0", "panel1"} and timing["panel1"] == 7.0
+    assert set(json.loads((out / "timing.json").read_text())) == {"panel0", "panel1"}
+    assert script.unfinished_panels(config, out) == []
+
+
+@pytest.mark.slow
+def test_drawing_an_unfinished_figure_is_refused(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "experiments" / "figure.py"
+    cmd = [sys.executable, str(script), "--fig", "13", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run([*cmd, "--draw_only"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "not finished (no summary.txt): panel0, panel1" in done.stderr
+    assert not list(tmp_path.glob("*.png"))
 
 
 @pytest.mark.parametrize(

@@ -383,15 +383,20 @@ def apply(
     quick budget at the cost per epoch its config states)."""
     rule = rule or HorizonRule()
     choice = choose(config, rule, max_epochs)
+    if max_epochs is None:  # the rule's own cap: the "long" variant (a GPU's), not the CPU's
+        config.figure.scale = "long"
     for key, factor in (("weight_decays", choice.factor), ("learning_rates", choice.lr_factor)):
         config.sweep[key] = _scaled(config.sweep[key], factor)
         config.figure.panels = _scale_panels(config.figure.panels, f"sweep.{key}", factor)
-    config.figure.reduced = config.figure.reduced.replace(
+    reduced = config.figure.reduced.replace(
         f"{config.train.epochs} epochs instead of", f"{choice.epochs} epochs instead of"
+    )  # and where that is the paper's own length, it is no reduction:
+    config.figure.reduced = reduced.replace(
+        f" {choice.epochs} epochs instead of {choice.epochs};", ""
     )
     config.train.epochs = choice.epochs
     if choice.factor != 1 or choice.lr_factor != 1:  # the title's values are the paper's
-        config.figure.title = f"{config.figure.title}; quick: {choice.scaling()}"
+        config.figure.title = f"{config.figure.title}; {config.figure.scale}: {choice.scaling()}"
     # Spend the CPU on steps: evaluate and measure ~rule.records times, and at the end.
     every = max(1, round(choice.epochs / rule.records))
     config.train.eval_every = every
