@@ -51,7 +51,8 @@ def summarize(folder: Path) -> str | None:
     h = f"{min(top_h):.3g}–{max(top_h):.3g}" if top_h else "—"
     return (
         f"| {folder.name} | {shown} of {len(claims)} | {placeable} | {h} | {failed} | "
-        f"{'—' if control is None else f'{control:.1f} %'} | {minutes:.1f} |"
+        f"{'—' if control is None else f'{control:.1f} %'} | "
+        f"{'—' if math.isnan(minutes) else f'{minutes:.1f}'} |"
     )
 
 
