@@ -12,7 +12,10 @@ with ``--long``, the quick variant with the horizon rule's own epoch cap, 200, i
 the figure's 2-core-CPU budget: for a GPU, ``experiments/gpu_long.sh``). Each
 panel of the figure is one sweep (``lowrank.engine.run``) into ``OUT/panel{i}/``; a panel
 whose sweep has finished is not retrained (the engine resumes an unfinished one from its
-checkpoint). Then ``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
+checkpoint). ``--panels 0,2`` runs only those panels, so that processes can share a
+figure's panels (``gpu_long.sh`` runs one per panel on a GPU): each leaves the drawing to
+the one that finishes last, and no figure is drawn while a panel is unfinished. Then
+``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
 folder alone, and ``OUT/trends.txt`` starts with the claim rows judged by one criterion
 (``lowrank.analysis.claims``: every seed ran, every seed's ρ has the predicted sign, the
 rank moves ≥ 5 %, the lowest-rank setting keeps test accuracy ≥ 0.3), then holds
