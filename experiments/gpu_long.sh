@@ -11,7 +11,8 @@
 # small net's step is a chain of tiny kernels that leaves the GPU idle between them, so
 # panels that take turns on it finish together in about the time of the longest. Each
 # stops at LONG_DEADLINE_S (default 540 s) from the start, keeping its checkpoint in
-# workdirs/long/figNN (run the same command again on a still-warm machine to resume).
+# LONG_WORK/figNN (default workdirs/long; run the same command again on a still-warm
+# machine to resume).
 # A figure whose panels all finished is drawn and packed into OUT_DIR/figNN_long.tar.gz
 # (its published files: PNGs, summary, trends, timing; unpack into
 # experiments/results/long/); of one that did not, each finished panel's results without
@@ -34,6 +35,7 @@ if ! "$python" -c "import ml_collections" 2>/dev/null; then
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+works=${LONG_WORK:-$root/workdirs/long}
 # Several processes share the GPU: none may take most of its memory up front.
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -41,7 +43,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 declare -a pids=()
 for fig in "$@"; do
   name=$(printf 'fig%02d' "$fig")
-  work="$root/workdirs/long/$name"
+  work="$works/$name"
   mkdir -p "$work"
   panels=$("$python" -c "
 import importlib.util
@@ -64,7 +66,7 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 echo "== all panels stopped after $SECONDS s" | tee -a "$out/long.log"
 for fig in "$@"; do
   name=$(printf 'fig%02d' "$fig")
-  work="$root/workdirs/long/$name"
+  work="$works/$name"
   [ -d "$work" ] || continue
   # shellcheck disable=SC2086
   if "$python" "$root/experiments/figure.py" --fig "$fig" --long --noprogress --out "$work" \
