@@ -60,10 +60,7 @@ learning. The rule, the same for every figure:
    paper's in SGD steps (:func:`lowrank.figures.spec.quick_variant` scales them by the
    ratio of training-set sizes: the paper's first phase is 60 CIFAR-10 epochs, 1500
    epochs of a 2000-image subset), so on a quick variant's small data the budget, not
-   the milestone, ends the run. (A first version took the fewest epochs that placed the
-   rows: Fig. 5 then ran 21 epochs and its B = 32 member at h = 20.6 ended at test
-   accuracy 0.29; a second stopped every quick run at epoch 60, the milestone counted in
-   epochs of the smaller data.)
+   the milestone, ends the run (experiments/README.md has the earlier versions, measured).
 
 :func:`apply` does this to a quick figure config and returns what it chose, which the
 config's ``figure.reduced`` states.
