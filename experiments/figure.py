@@ -12,9 +12,10 @@ with ``--long``, the quick variant with the horizon rule's own epoch cap, 200, i
 the figure's 2-core-CPU budget: for a GPU, ``experiments/gpu_long.sh``). Each
 panel of the figure is one sweep (``lowrank.engine.run``) into ``OUT/panel{i}/``; a panel
 whose sweep has finished is not retrained (the engine resumes an unfinished one from its
-checkpoint). ``--panels 0,2`` runs only those panels, so that processes can share a
-figure's panels (``gpu_long.sh`` runs one per panel on a GPU): each leaves the drawing to
-the one that finishes last, and no figure is drawn while a panel is unfinished. Then
+checkpoint). ``--panels 0,2`` runs only those panels and draws nothing, so that
+processes can share a figure's panels; ``--jobs N`` does that for you, N panels at a time
+in processes of their own (small nets leave cores, and a GPU, idle between their tiny
+kernels), then draws. No figure is drawn while a panel is unfinished. Then
 ``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
 folder alone, and ``OUT/trends.txt`` starts with the claim rows judged by one criterion
 (``lowrank.analysis.claims``: every seed ran, every seed's ρ has the predicted sign, the
@@ -39,8 +40,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import json
 import logging
 import shutil
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -64,6 +67,7 @@ flags.DEFINE_bool("quick", False, "With --fig: the config's quick (2-core CPU) v
 flags.DEFINE_bool("long", False, "With --fig: the quick variant with the horizon rule's cap.")
 _OUT = flags.DEFINE_string("out", None, "Results folder of the figure (created).")
 _PANELS = flags.DEFINE_list("panels", None, "Run only these panel indices (e.g. 0,2).")
+_JOBS = flags.DEFINE_integer("jobs", 1, "Run up to this many panels at once, each a process.")
 _DRAW_ONLY = flags.DEFINE_bool("draw_only", False, "Only draw from the results folder.")
 _ESTIMATE = flags.DEFINE_bool("estimate", False, "Print the compute estimate and exit.")
 _RESTART = flags.DEFINE_bool("restart", False, "Delete each panel's results and start over.")
@@ -121,6 +125,59 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
         timing[p.name] = round(time.perf_counter() - start, 1)
         io.atomic_write_text(timing_file, json.dumps(timing, indent=1) + "\n")
     return timing
+
+
+# Flags the parent of ``--jobs`` keeps to itself (with a value, then without).
+_PARENT_FLAGS = (("--jobs", "--publish", "--panels"), ("--progress", "--noprogress", "--draw_only"))
+
+
+def panel_command(argv: list[str], index: int) -> list[str]:
+    """The command that runs panel ``index`` of the figure ``argv`` describes in a process
+    of its own: the same flags and overrides, less those the parent keeps, no progress bars
+    (several would interleave), ``--panels=index``."""
+    kept, skip_value = [], False
+    for arg in argv[1:]:
+        if skip_value:
+            skip_value = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _PARENT_FLAGS[0]:
+            skip_value = "=" not in arg
+        elif name not in _PARENT_FLAGS[1]:
+            kept.append(arg)
+    script = str(Path(__file__).resolve())
+    return [sys.executable, script, *kept, "--noprogress", f"--panels={index}"]
+
+
+def run_in_processes(config, out: Path, argv: list[str], jobs: int) -> None:
+    """``--jobs N``: runs the figure's unfinished panels N at a time, each as its own
+    ``figure.py --panels i`` (output in ``OUT/panel{i}.log``). Small nets leave cores (and
+    a GPU) idle between their tiny kernels, so panels side by side finish sooner than one
+    after another; each process has its own compilation cache, unless
+    ``JAX_COMPILATION_CACHE_DIR`` names a shared one."""
+    todo = [p.index for p in figures.validate_figure(config)]
+    todo = [i for i in todo if not (out / f"panel{i}" / "summary.txt").exists()]
+    out.mkdir(parents=True, exist_ok=True)
+
+    def run_one(index: int) -> int:
+        env = dict(os.environ)
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(out / ".xla_cache" / f"panel{index}"))
+        log.info("panel%d: started in its own process (output in panel%d.log)", index, index)
+        with open(out / f"panel{index}.log", "w") as output:
+            command = panel_command(argv, index)
+            return subprocess.run(
+                command, stdout=output, stderr=subprocess.STDOUT, env=env
+            ).returncode
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = dict(zip(todo, pool.map(run_one, todo), strict=True))
+    failed = {i: rc for i, rc in codes.items() if rc != 0}
+    if failed:
+        logs_named = ", ".join(
+            f"panel{i} (exit {rc}: {out / f'panel{i}.log'})" for i, rc in failed.items()
+        )
+        print(f"error: {logs_named}; rerun the same command to resume them.", file=sys.stderr)
+        sys.exit(1)
 
 
 def unfinished_panels(config, out: Path) -> list[str]:
@@ -257,14 +314,24 @@ def main(argv: list[str]) -> None:
             raise app.UsageError("--out is required.")
         out = Path(_OUT.value)
         only = [int(i) for i in _PANELS.value] if _PANELS.value else None
-        if not _DRAW_ONLY.value:
+        if _JOBS.value < 1:
+            raise app.UsageError(f"--jobs={_JOBS.value}: give the number of panels at once, ≥ 1.")
+        if _JOBS.value > 1 and (only is not None or _RESTART.value):
+            raise app.UsageError(
+                "--jobs runs every unfinished panel: drop --panels, and for --restart delete "
+                "the panels' folders (or run --restart without --jobs)."
+            )
+        if _JOBS.value > 1 and not _DRAW_ONLY.value:
+            run_in_processes(config, out, sys.argv, _JOBS.value)
+        elif not _DRAW_ONLY.value:
             compile_cache(out)
             run_panels(config, out, only, _PROGRESS.value, _RESTART.value)
         left = unfinished_panels(config, out)
-        if left and only is not None and not _DRAW_ONLY.value:  # others may be running
+        if only is not None and not _DRAW_ONLY.value:  # other processes may run the rest
             print(
-                f"panels {', '.join(_PANELS.value)} finished; {', '.join(left)} not yet: "
-                "the figure is drawn by the run that finishes the last (or --draw_only)."
+                f"panels {', '.join(_PANELS.value)} finished"
+                + (f"; not yet: {', '.join(left)}" if left else "")
+                + ". Draw the figure with --draw_only once every panel has."
             )
             return
         if left:

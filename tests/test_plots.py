@@ -476,6 +476,40 @@ def test_panels_run_by_separate_processes_keep_each_others_timing(tmp_path, monk
     assert script.unfinished_panels(config, out) == []
 
 
+def test_jobs_run_each_unfinished_panel_as_its_own_process(tmp_path, monkeypatch):
+    script = _load_figure_script()
+    argv = ["figure.py", "--fig", "13", "--quick", "--out", str(tmp_path), "--jobs", "2",
+            "--publish=pub", "--config.train.epochs=1", "--progress"]  # fmt: skip
+    command = script.panel_command(argv, 1)
+    assert command[2:] == ["--fig", "13", "--quick", "--out", str(tmp_path),
+                           "--config.train.epochs=1", "--noprogress", "--panels=1"]  # fmt: skip
+    config = _fig13_quick()
+    (tmp_path / "panel0").mkdir()
+    (tmp_path / "panel0" / "summary.txt").write_text("finished before")
+    started = []
+
+    def fake_run(command, stdout, stderr, env):
+        index = int(command[-1].split("=")[1])
+        started.append((index, env["JAX_COMPILATION_CACHE_DIR"]))
+        (tmp_path / f"panel{index}").mkdir()
+        (tmp_path / f"panel{index}" / "summary.txt").write_text("done")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setattr(script.subprocess, "run", fake_run)
+    script.run_in_processes(config, tmp_path, argv, jobs=2)
+    assert started == [(1, str(tmp_path / ".xla_cache" / "panel1"))]  # panel0 was finished
+
+    def failing_run(command, stdout, stderr, env):
+        return subprocess.CompletedProcess(command, 3)
+
+    (tmp_path / "panel1" / "summary.txt").unlink()
+    monkeypatch.setattr(script.subprocess, "run", failing_run)
+    with pytest.raises(SystemExit) as failed:
+        script.run_in_processes(config, tmp_path, argv, jobs=2)
+    assert failed.value.code == 1
+
+
 @pytest.mark.slow
 def test_drawing_an_unfinished_figure_is_refused(tmp_path):
     script = Path(__file__).resolve().parent.parent / "experiments" / "figure.py"
