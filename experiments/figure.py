@@ -155,8 +155,7 @@ def run_in_processes(config, out: Path, argv: list[str], jobs: int) -> None:
     a GPU) idle between their tiny kernels, so panels side by side finish sooner than one
     after another; each process has its own compilation cache, unless
     ``JAX_COMPILATION_CACHE_DIR`` names a shared one."""
-    todo = [p.index for p in figures.validate_figure(config)]
-    todo = [i for i in todo if not (out / f"panel{i}" / "summary.txt").exists()]
+    todo = [p.index for p in unfinished_panels(config, out)]
     out.mkdir(parents=True, exist_ok=True)
 
     def run_one(index: int) -> int:
@@ -180,10 +179,10 @@ def run_in_processes(config, out: Path, argv: list[str], jobs: int) -> None:
         sys.exit(1)
 
 
-def unfinished_panels(config, out: Path) -> list[str]:
+def unfinished_panels(config, out: Path) -> list[figures.Panel]:
     """The panels of the figure whose sweep has not finished in ``out``."""
     panels = figures.validate_figure(config)
-    return [p.name for p in panels if not (out / p.name / "summary.txt").exists()]
+    return [p for p in panels if not (out / p.name / "summary.txt").exists()]
 
 
 # The rank measures whose trends (and, for the stable rank, figure) ``report`` writes, with
@@ -326,7 +325,7 @@ def main(argv: list[str]) -> None:
         elif not _DRAW_ONLY.value:
             compile_cache(out)
             run_panels(config, out, only, _PROGRESS.value, _RESTART.value)
-        left = unfinished_panels(config, out)
+        left = [p.name for p in unfinished_panels(config, out)]
         if only is not None and not _DRAW_ONLY.value:  # other processes may run the rest
             print(
                 f"panels {', '.join(_PANELS.value)} finished"

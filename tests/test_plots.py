@@ -459,7 +459,7 @@ def test_panels_run_by_separate_processes_keep_each_others_timing(tmp_path, monk
     """``--panels``: each process runs its panels; the figure waits for all of them."""
     script = _load_figure_script()
     config, out = _fig13_quick(), tmp_path / "fig"
-    assert script.unfinished_panels(config, out) == ["panel0", "panel1"]
+    assert [p.name for p in script.unfinished_panels(config, out)] == ["panel0", "panel1"]
 
     def other_process_finishes_panel1_meanwhile(run_config, workdir, **kwargs):
         io.atomic_write_text(out / "timing.json", json.dumps({"panel1": 7.0}))
@@ -469,7 +469,7 @@ def test_panels_run_by_separate_processes_keep_each_others_timing(tmp_path, monk
         (workdir / "summary.txt").write_text("done")
 
     monkeypatch.setattr(script.engine, "run", other_process_finishes_panel1_meanwhile)
-    assert script.unfinished_panels(config, out) == ["panel0", "panel1"]
+    assert [p.name for p in script.unfinished_panels(config, out)] == ["panel0", "panel1"]
     timing = script.run_panels(config, out, [0], progress=False, restart=False)
     assert set(timing) == {"panel0", "panel1"} and timing["panel1"] == 7.0
     assert set(json.loads((out / "timing.json").read_text())) == {"panel0", "panel1"}
