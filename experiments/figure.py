@@ -109,7 +109,10 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
     figures.write_manifest(config, out)
     kwargs = {"progress": progress, "restart": restart}
     timing_file = out / "timing.json"
-    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+
+    def recorded() -> dict:  # read afresh: other processes may run other panels
+        return json.loads(timing_file.read_text()) if timing_file.exists() else {}
+
     for p in panels:
         if only is not None and p.index not in only:
             continue
@@ -120,11 +123,9 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
         log.info("panel %s (%s): %d members", p.name, p.label, len(engine.members(p.config)))
         start = time.perf_counter()
         engine.run(p.config, workdir, **kwargs)
-        # Re-read before writing: other processes may run other panels of this figure.
-        timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
-        timing[p.name] = round(time.perf_counter() - start, 1)
+        timing = recorded() | {p.name: round(time.perf_counter() - start, 1)}
         io.atomic_write_text(timing_file, json.dumps(timing, indent=1) + "\n")
-    return timing
+    return recorded()
 
 
 # Flags the parent of ``--jobs`` keeps to itself (with a value, then without).
