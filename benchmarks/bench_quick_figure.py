@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from lowrank import data, figures, io, models
-from lowrank.engine import Group, member_mesh
+from lowrank.engine import Group, loop_threads, member_mesh
 from lowrank.engine import members as members_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +47,11 @@ def main() -> None:
     ap.add_argument("--panel", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=2, help="steady epochs to time")
     ap.add_argument("--full", action="store_true", help="the full-scale config, not :quick")
+    ap.add_argument("--threads", type=int, default=0, help="sweep.threads (0: one per core)")
     args = ap.parse_args()
     panel = figures.panel_configs(load_config(args.fig, not args.full))[args.panel]
     c = panel.config
+    c.sweep.threads = args.threads
     ds = data.load_dataset(c.data)
     model = models.build_model(c.model, ds.num_classes)
     start = time.perf_counter()
@@ -83,7 +85,8 @@ def main() -> None:
     ]  # fmt: skip
     print(f"Fig. {args.fig} panel {args.panel} ({panel.label}): {len(group.members)} members, "
           f"{group.steps} steps/epoch, {epochs} epochs, B={group.batch_size}, "
-          f"{jax.default_backend()}; group built (init compiled) in {init_s:.1f} s")  # fmt: skip
+          f"{jax.default_backend()}, {loop_threads(c)} threads; group built (init "
+          f"compiled) in {init_s:.1f} s")  # fmt: skip
     header = ["piece", "first call s", "steady s", "calls/run", "run s", "share of run"]
     print(io.format_table(header, rows))
     compile_s = sum(first[n] - steady[n] for n in pieces) + init_s

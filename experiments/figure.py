@@ -132,10 +132,11 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
 _PARENT_FLAGS = (("--jobs", "--publish", "--panels"), ("--progress", "--noprogress", "--draw_only"))
 
 
-def panel_command(argv: list[str], index: int) -> list[str]:
+def panel_command(argv: list[str], index: int, jobs: int = 1) -> list[str]:
     """The command that runs panel ``index`` of the figure ``argv`` describes in a process
     of its own: the same flags and overrides, less those the parent keeps, no progress bars
-    (several would interleave), ``--panels=index``."""
+    (several would interleave), ``--panels=index``, and unless ``argv`` sets it, the CPU
+    cores shared among the ``jobs`` processes (``sweep.threads``)."""
     kept, skip_value = [], False
     for arg in argv[1:]:
         if skip_value:
@@ -146,6 +147,8 @@ def panel_command(argv: list[str], index: int) -> list[str]:
             skip_value = "=" not in arg
         elif name not in _PARENT_FLAGS[1]:
             kept.append(arg)
+    if not any(arg.startswith("--config.sweep.threads") for arg in kept):
+        kept.append(f"--config.sweep.threads={max(1, len(os.sched_getaffinity(0)) // jobs)}")
     script = str(Path(__file__).resolve())
     return [sys.executable, script, *kept, "--noprogress", f"--panels={index}"]
 
@@ -164,7 +167,7 @@ def run_in_processes(config, out: Path, argv: list[str], jobs: int) -> None:
         env.setdefault("JAX_COMPILATION_CACHE_DIR", str(out / ".xla_cache" / f"panel{index}"))
         log.info("panel%d: started in its own process (output in panel%d.log)", index, index)
         with open(out / f"panel{index}.log", "w") as output:
-            command = panel_command(argv, index)
+            command = panel_command(argv, index, jobs)
             return subprocess.run(
                 command, stdout=output, stderr=subprocess.STDOUT, env=env
             ).returncode

@@ -23,7 +23,9 @@ from lowrank import io
 
 # Fields that choose how the run executes, not what it computes: a run may resume with
 # other values (e.g. after moving from a GPU to a CPU).
-EXECUTION_FIELDS = frozenset({"train.epoch_loop", "sweep.vectorize", "train.eval_batch_size"})
+EXECUTION_FIELDS = frozenset(
+    {"train.epoch_loop", "sweep.vectorize", "sweep.threads", "train.eval_batch_size"}
+)
 
 
 class WorkdirConfigError(ValueError):

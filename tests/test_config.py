@@ -40,6 +40,7 @@ BAD = [
     ({"train__precision": "fp8"}, r"train.precision='fp8'"),
     ({"train__epoch_loop": "python"}, r"train.epoch_loop='python': choose one of"),
     ({"sweep__vectorize": "pmap"}, r"sweep.vectorize='pmap': choose one of"),
+    ({"sweep__threads": -1}, r"sweep.threads=-1: give a whole number ≥ 0"),
     ({"optim__schedule": "cosine"}, r"optim.schedule='cosine'"),
     ({"optim__milestones": (100, 60)}, r"optim.milestones=\(100, 60\)"),
     ({"optim__decay_mask": "bias"}, r"optim.decay_mask='bias'"),

@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -480,9 +481,14 @@ def test_jobs_run_each_unfinished_panel_as_its_own_process(tmp_path, monkeypatch
     script = _load_figure_script()
     argv = ["figure.py", "--fig", "13", "--quick", "--out", str(tmp_path), "--jobs", "2",
             "--publish=pub", "--config.train.epochs=1", "--progress"]  # fmt: skip
-    command = script.panel_command(argv, 1)
+    threads = f"--config.sweep.threads={max(1, len(os.sched_getaffinity(0)) // 2)}"
+    command = script.panel_command(argv, 1, jobs=2)
     assert command[2:] == ["--fig", "13", "--quick", "--out", str(tmp_path),
-                           "--config.train.epochs=1", "--noprogress", "--panels=1"]  # fmt: skip
+                           "--config.train.epochs=1", threads, "--noprogress",
+                           "--panels=1"]  # fmt: skip
+    # The cores are shared among the processes, unless the command says otherwise.
+    mine = script.panel_command([*argv, "--config.sweep.threads=5"], 1, jobs=2)
+    assert [a for a in mine if "threads" in a] == ["--config.sweep.threads=5"]
     config = _fig13_quick()
     (tmp_path / "panel0").mkdir()
     (tmp_path / "panel0" / "summary.txt").write_text("finished before")

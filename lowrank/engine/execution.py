@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -101,18 +103,29 @@ def vectorize_mode(config: ml_collections.ConfigDict) -> str:
     return "loop" if jax.default_backend() == "cpu" and jax.device_count() == 1 else "vmap"
 
 
+def loop_threads(config: ml_collections.ConfigDict) -> int:
+    """``sweep.threads``, with 0 resolved to the CPU cores this process may use."""
+    return config.sweep.threads or len(os.sched_getaffinity(0))
+
+
 class OverMembers:
     """How a compile group applies one-member functions to its stacked members.
 
     The first ``n_mapped`` arguments of a wrapped function carry a leading members axis;
     the others are shared. With ``sweep.vectorize = "vmap"`` a function becomes
     ``jit(vmap(fn))``, one program over all members; with ``"loop"`` it is compiled for
-    one member and called for each member in turn, slicing and restacking the members
-    axis (one device only).
+    one member and called for each member in turn (one device only); the training epoch
+    (:func:`epoch_function`) runs ``sweep.threads`` members at a time from host threads.
+    XLA:CPU runs a small net's program on about one core, so members side by side use the
+    others; every member still runs the same one-member program on the same inputs, so
+    its numbers do not depend on the threads. Only training: two members' rank SVDs at
+    once deadlock XLA's CPU pool (jaxlib's batched LAPACK kernels, see
+    ``lowrank.rank.spectra_of``), and training is nearly all of a run's time.
     """
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
         self.vmap = vectorize_mode(config) == "vmap"
+        self.threads = 1 if self.vmap else loop_threads(config)
         self._take = jax.jit(lambda tree, i: jax.tree_util.tree_map(lambda x: x[i], tree))
         self._stack = jax.jit(
             lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
@@ -130,22 +143,28 @@ class OverMembers:
 
         return jax.jit(batched, donate_argnums=donate_argnums)
 
-    def each(self, fn: Callable, n_mapped: int) -> Callable:
-        """Calls one-member ``fn`` for each member in turn (loop); unchanged with vmap,
-        where ``fn`` is already made of pieces over all members."""
+    def each(self, fn: Callable, n_mapped: int, threads: int = 1) -> Callable:
+        """Calls one-member ``fn`` for each member, ``threads`` at a time (loop); unchanged
+        with vmap, where ``fn`` is already made of pieces over all members."""
         if self.vmap:
             return fn
 
         def looped(*args):
             mapped, shared = args[:n_mapped], args[n_mapped:]
             k = jax.tree_util.tree_leaves(mapped[0])[0].shape[0]
-            return self._stack(*[fn(*self._take(mapped, i), *shared) for i in range(k)])
+            one = lambda i: fn(*self._take(mapped, i), *shared)
+            if min(k, threads) == 1:
+                return self._stack(*map(one, range(k)))
+            with ThreadPoolExecutor(min(k, threads)) as pool:
+                return self._stack(*pool.map(one, range(k)))
 
         return looped
 
-    def __call__(self, fn: Callable, n_mapped: int, donate: bool = False) -> Callable:
+    def __call__(
+        self, fn: Callable, n_mapped: int, donate: bool = False, threads: int = 1
+    ) -> Callable:
         """One compiled call over all members (vmap), or one per member (loop)."""
-        return self.each(self.piece(fn, n_mapped, donate), n_mapped)
+        return self.each(self.piece(fn, n_mapped, donate), n_mapped, threads)
 
 
 def epoch_function(
@@ -171,7 +190,7 @@ def epoch_function(
         epoch = functools.partial(
             train.train_epoch, batch_size=batch_size, record=record, **pipeline
         )
-        return over_members(epoch, 1, donate=True)
+        return over_members(epoch, 1, donate=True, threads=over_members.threads)
     step = over_members.piece(functools.partial(train.epoch_step, **pipeline), 3, donate=True)
     record_step = None
     if record is not None:
@@ -185,4 +204,4 @@ def epoch_function(
         record_steps=record.steps if record is not None else 0,
         steps_axis=1 if over_members.vmap else 0,
     )
-    return over_members.each(host_epoch, 1)
+    return over_members.each(host_epoch, 1, over_members.threads)
