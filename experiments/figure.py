@@ -148,7 +148,7 @@ def panel_command(argv: list[str], index: int, jobs: int = 1) -> list[str]:
         elif name not in _PARENT_FLAGS[1]:
             kept.append(arg)
     if not any(arg.startswith("--config.sweep.threads") for arg in kept):
-        kept.append(f"--config.sweep.threads={max(1, len(os.sched_getaffinity(0)) // jobs)}")
+        kept.append(f"--config.sweep.threads={max(1, engine.cpu_cores() // jobs)}")
     script = str(Path(__file__).resolve())
     return [sys.executable, script, *kept, "--noprogress", f"--panels={index}"]
 

@@ -72,11 +72,8 @@ def base_config(model: str = "mlp_bn") -> ml_collections.ConfigDict:
     # batched matmuls and the grouped convolutions vmap makes slower than one member at a
     # time, benchmarks/README.md; vmap on GPUs and several devices).
     c.sweep.vectorize = "auto"
-    # With "loop": how many members train at once, each from its own host thread (0: one
-    # per CPU core this process may use). A small net's one-member program keeps about one
-    # core busy; each member runs the same program on the same inputs, so its numbers are
-    # the same bit for bit whatever the threads. Evaluation and the rank SVDs stay one
-    # member at a time (two batched LAPACK calls at once deadlock XLA's CPU pool).
+    # With "loop": how many members train at once, each from a host thread (0: one per CPU
+    # core); their numbers are the same bit for bit. Evaluation and rank SVDs stay serial.
     c.sweep.threads = 0
 
     c.checkpoint = ml_collections.ConfigDict()
@@ -247,11 +244,8 @@ def _sweep_section(config: ml_collections.ConfigDict, devices: int | None) -> li
             f"{devices} devices are visible; use sweep.vectorize='vmap' to spread the "
             "members over them, or make one device visible (e.g. CUDA_VISIBLE_DEVICES=0)."
         )
-    threads = config.sweep.threads
-    check(
-        isinstance(threads, int) and not isinstance(threads, bool) and threads >= 0,
-        f"sweep.threads={threads!r}: give a whole number ≥ 0 (0: one thread per CPU core).",
-    )
+    threads = config.sweep.threads  # ml_collections keeps it an int
+    check(threads >= 0, f"sweep.threads={threads}: give a whole number ≥ 0 (0: one per core).")
     seeds, lrs, wds, moms, batch_sizes = (
         _grid(errors, config, f)
         for f in ("seeds", "learning_rates", "weight_decays", "momenta", "batch_sizes")

@@ -111,7 +111,7 @@ def test_members_in_threads_give_the_one_after_another_numbers(tmp_path, epoch_l
 def test_sweep_threads_default_to_the_cores_this_process_may_use():
     c = tiny_config()
     c.sweep.threads = 0
-    assert engine.loop_threads(c) == len(os.sched_getaffinity(0))
+    assert engine.loop_threads(c) == engine.cpu_cores() == len(os.sched_getaffinity(0))
     c.sweep.threads = 3
     assert engine.loop_threads(c) == 3
 

@@ -12,6 +12,7 @@
 
 from lowrank.engine.execution import (
     OverMembers,
+    cpu_cores,
     epoch_function,
     epoch_loop_mode,
     initialize_hosts,
@@ -32,6 +33,7 @@ __all__ = [
     "OverMembers",
     "Preempted",
     "Roster",
+    "cpu_cores",
     "epoch_function",
     "epoch_loop_mode",
     "final_state",

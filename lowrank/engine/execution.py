@@ -103,9 +103,14 @@ def vectorize_mode(config: ml_collections.ConfigDict) -> str:
     return "loop" if jax.default_backend() == "cpu" and jax.device_count() == 1 else "vmap"
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may use."""
+    return len(os.sched_getaffinity(0))
+
+
 def loop_threads(config: ml_collections.ConfigDict) -> int:
-    """``sweep.threads``, with 0 resolved to the CPU cores this process may use."""
-    return config.sweep.threads or len(os.sched_getaffinity(0))
+    """``sweep.threads``, with 0 resolved to :func:`cpu_cores`."""
+    return config.sweep.threads or cpu_cores()
 
 
 class OverMembers:
