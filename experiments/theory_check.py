@@ -44,14 +44,12 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 from lowrank import data, logs, optim, rank, theory, train
 from lowrank.analysis.gradient_ranks import gradient_ranks
+from lowrank.analysis.theory_summary import report_run, summary
+from lowrank.figures.theory_plots import plot_fig18, plot_lemma32, plot_momentum
 from lowrank.models import build_model, default_model_config
 from lowrank.models.structure import patch_counts
 
@@ -288,74 +286,6 @@ def analyse(run: Run, model, variables, window: theory.Window, images, labels) -
     return out
 
 
-# ------------------------------------------------------------------------------ plots
-
-
-def plot_fig18(run: Run, res: dict, path: Path) -> None:
-    layers = res["layers"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
-    for i, (p, ly) in enumerate(layers.items()):
-        c = f"C{i}"
-        axes[0].plot(EPSILONS, ly["theorem33"], "-", color=c, label=f"{p} bound")
-        axes[0].plot(EPSILONS, ly["eps_rank_spectral"], "o", ms=3, color=c, label=f"{p} rank")
-        axes[0].axhline(min(ly["shape"]), color=c, ls=":", lw=0.8)
-    avg_bound = np.mean([ly["theorem33"] for ly in layers.values()], axis=0)
-    axes[1].plot(EPSILONS, avg_bound, "-", label="Theorem 3.3 bound (mean)")
-    axes[1].plot(EPSILONS, res["average_eps_rank"], "o-", ms=3, label="measured average rank")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("ε")
-    axes[0].set_ylabel("rank")
-    axes[0].set_title("per layer (dotted: min(out, in))", fontsize=9)
-    axes[1].set_title(f"{run.name}: B={run.batch_size}, μ={run.mu}, λ={run.lam}", fontsize=9)
-    axes[0].legend(fontsize=6)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_lemma32(run: Run, res: dict, path: Path) -> None:
-    layers = res["layers"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
-    for ax, norm in zip(axes, theory.NORMS, strict=True):
-        for i, (p, ly) in enumerate(layers.items()):
-            ns = list(ly["n"])
-            ax.plot(ns, [ly["n"][n][norm]["bound"] for n in ns], "-", color=f"C{i}", label=p)
-            ax.plot(ns, [ly["n"][n][norm]["distance"] for n in ns], "o--", ms=3, color=f"C{i}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("n (steps)")
-        ax.set_title(f"{run.name}, {norm}: bound (line) ≥ distance (dots)", fontsize=9)
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_momentum(run: Run, res: dict, path: Path) -> None:
-    """What replaces (1−2μλ)^n with momentum: a_n and b_n over a long constant-μ horizon."""
-    rho = res["momentum"]["rho"]
-    horizon = int(min(20000, 5 / (1 - rho)))
-    with jax.enable_x64(True):
-        lrs = jnp.full((horizon,), run.mu, jnp.float64)
-        a, b, _ = theory.coefficient_table(lrs, run.lam, run.beta)
-    n = np.arange(1, horizon + 1)
-    a, b = np.asarray(a)[::-1], np.asarray(b)[::-1]  # a[n-1] = a_n
-    fig, ax = plt.subplots(figsize=(5.2, 3.2), dpi=80)
-    ax.plot(n, a, label="a_n (momentum, weight coefficient)")
-    ax.plot(n, np.abs(b), label="|b_n| (velocity coefficient)")
-    ax.plot(n, rho**n, ":", label=f"ρⁿ, ρ = {rho:.5f}")
-    ax.plot(n, (1 - 2 * run.mu * run.lam) ** n, "--", label="(1−2μλ)ⁿ (SGD, same μ)")
-    ax.set_yscale("log")
-    ax.set_xlabel("n (steps)")
-    ax.set_title(f"{run.name}: β={run.beta}, μ={run.mu}, λ={run.lam}, constant μ", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 # ------------------------------------------------------------------------------- main
 
 
@@ -441,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report_run(run, res)
         plot_lemma32(run, res, out_dir / f"lemma32_{run.name}.png")
         if run.beta == 0:
-            plot_fig18(run, res, out_dir / f"fig18_{run.name}.png")
+            plot_fig18(run, res, EPSILONS, out_dir / f"fig18_{run.name}.png")
         else:
             plot_momentum(run, res, out_dir / f"momentum_{run.name}.png")
         if run.model == "conv":
@@ -458,108 +388,6 @@ def _json(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return x.tolist()
     raise TypeError(type(x))
-
-
-def report_run(run: Run, res: dict) -> None:
-    print(f"\n== {run.name}: {run.note}; T={run.steps}, train acc {res['train_accuracy']:.3f}")
-    print(f"   identity residual (float32, n={run.window}): "
-          f"{max(res['residual_float32'].values()):.2e}")  # fmt: skip
-    if run.beta:
-        print(f"   paper's SGD identity on this momentum run: residual "
-              f"{max(res['residual_sgd_identity'].values()):.2e}")  # fmt: skip
-    for p, ly in res["layers"].items():
-        print(f"   {p:20s} {tuple(ly['shape'])} m_l={ly['m_l']}: per-sample rank "
-              f"{ly['per_sample_rank_max']}≤{ly['m_l']}, minibatch "
-              f"{ly['minibatch_rank_window_max']}≤{ly['m_l'] * run.batch_size}")  # fmt: skip
-        for n, e in ly["n"].items():
-            f, s = e["frobenius"], e["spectral"]
-            print(f"     n={n:3d} k={e['k']:5d} rank U={e['rank_U']:4d}  "
-                  f"dist_F {f['distance']:.3f} ≤ {f['bound']:.3f}   "
-                  f"dist_2 {s['distance']:.3f} ≤ {s['bound']:.3f}")  # fmt: skip
-
-
-def checks(numbers: dict) -> dict[str, bool]:
-    """Whether every measured quantity obeys its bound, over all runs, layers and n."""
-    layers = [(res["run"], ly) for res in numbers["runs"].values() for ly in res["layers"].values()]
-    ok = {
-        "per-sample rank ≤ m_l": all(ly["per_sample_rank_max"] <= ly["m_l"] for _, ly in layers),
-        "minibatch rank ≤ B·m_l": all(
-            ly["minibatch_rank_window_max"] <= ly["m_l"] * run["batch_size"]
-            and ly["minibatch_rank_now"] <= ly["m_l"] * run["batch_size"]
-            for run, ly in layers
-        ),
-        "rank U_{T,n} ≤ m_l·B·n": all(e["rank_U"] <= e["k"] for _, ly in layers
-                                      for e in ly["n"].values()),
-        "Lemma 3.2 distance ≤ bound": all(
-            e[norm]["distance"] <= e[norm]["bound"] * (1 + 1e-6)
-            for _, ly in layers for e in ly["n"].values() for norm in ("frobenius", "spectral")
-        ),
-    }  # fmt: skip
-    return ok
-
-
-SUMMARY_NS = {"mlp": (1, 4, 16, 64), "conv": (1, 2, 4, 16)}  # n shown in summary.md
-
-
-def summary(numbers: dict) -> str:
-    """The results as a short markdown page (all numbers are in numbers.json)."""
-    fmt = lambda r, p: f"{r[p]:.1e}" if p in r else "—"
-    ok = ", ".join(f"{k}: {'holds' if v else 'FAILS'}" for k, v in checks(numbers).items())
-    lines = [
-        "# Theory check: the paper's §3 on real runs", "",
-        f"Data: {numbers['dataset']}. Total time {numbers['seconds']:.0f} s. Command:", "",
-        "    python experiments/theory_check.py --out experiments/results/theory", "",
-        f"Checks over all runs, layers and n: {ok}.", "",
-        "## Forgetting identity", "",
-        "Max over layers of ‖W_T − a_n W_{T−n} − b_n v_{T−n} − U_{T,n}‖_F / ‖W_T‖_F on short",
-        "runs that record every step (μ=0.1 then ×0.1 for the last 8 steps, λ=0.05, β=0.9",
-        "for the momentum rules; conv float32: the window of the conv run below):", "",
-        "| model / rule | float32 | x64 |", "|---|---|---|",
-    ]  # fmt: skip
-    for key, r in numbers["identity"].items():
-        lines.append(f"| {key} | {fmt(r, 'float32')} | {fmt(r, 'x64')} |")
-    for name, res in numbers["runs"].items():
-        run = res["run"]
-        lines += ["", f"## {name}", "", f"{run['note']}. T={run['steps']} steps, B="
-                  f"{run['batch_size']}, ×0.1 learning-rate step 8 steps before the end; "
-                  f"train accuracy {res['train_accuracy']:.3f}; identity residual over the "
-                  f"{run['window']}-step window (float32) "
-                  f"{max(res['residual_float32'].values()):.1e}."]  # fmt: skip
-        if run["beta"]:
-            lines += ["", f"The paper's plain-SGD identity applied to this momentum run leaves "
-                      f"a residual of {max(res['residual_sgd_identity'].values()):.2f}; the "
-                      f"momentum form closes it. Per-step forgetting rate ρ = "
-                      f"{res['forgetting_rate']:.5f}, against 1−2μλ = "
-                      f"{1 - 2 * run['mu'] * run['lam']:.5f}."]  # fmt: skip
-        lines += ["", "Lemma 3.1 (per-sample ≤ m_l, minibatch ≤ B·m_l, rank U ≤ k) and "
-                  "Lemma 3.2 (dist ≤ bound; F = Frobenius, 2 = spectral):", "",
-                  "| layer | shape | m_l | per-sample | minibatch | n | k=m_l·B·n | rank U "
-                  "| a_n | dist_F | bound_F | dist_2 | bound_2 |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        shown = SUMMARY_NS[run["model"]]
-        for p, ly in res["layers"].items():
-            for n in shown:
-                e = ly["n"][n]
-                head = (f"| {p} | {tuple(ly['shape'])} | {ly['m_l']} | "
-                        f"{ly['per_sample_rank_max']} | {ly['minibatch_rank_window_max']} |"
-                        if n == shown[0] else "| | | | | |")  # fmt: skip
-                f, s = e["frobenius"], e["spectral"]
-                lines.append(f"{head} {n} | {e['k']} | {e['rank_U']} | {e['a_n']:.4f} | "
-                             f"{f['distance']:.3f} | {f['bound']:.3f} | {s['distance']:.3f} | "
-                             f"{s['bound']:.3f} |")  # fmt: skip
-        if "theorem33" in next(iter(res["layers"].values())):
-            eps = np.asarray(numbers["epsilons"])
-            idx = [int(np.argmin(np.abs(np.log(eps / e)))) for e in (1e-3, 1e-2, 1e-1, 0.45)]
-            head = " | ".join(f"ε={eps[i]:.2g}" for i in idx)
-            lines += ["", "Theorem 3.3 (Fig. 18): bound m_l·B·log(2/ε)/(2μλ) / measured ε-rank "
-                      "(σ_i/σ_1 > ε):", "", f"| layer | min dim | {head} |",
-                      "|---|---|" + "---|" * len(idx)]  # fmt: skip
-            for p, ly in res["layers"].items():
-                cells = " | ".join(
-                    f"{ly['theorem33'][i]:.0f} / {ly['eps_rank_spectral'][i]}" for i in idx
-                )
-                lines.append(f"| {p} | {min(ly['shape'])} | {cells} |")
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
