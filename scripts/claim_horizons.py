@@ -1,0 +1,86 @@
+"""The forgetting horizon each figure's claim rows reach, from the configs alone.
+
+    .venv/bin/python scripts/claim_horizons.py [--scale full|quick|long] [--figs 1,2,...]
+
+For every figure with claim rows (Prediction 4.1's trends with a predicted sign, as
+``lowrank.analysis.claims`` judges them), the largest horizon h = 2λΣμ_t of each row's
+members at the end of the run (``horizon_rule.member_horizon``: the schedule and momentum
+included), how many rows reach ln(1/ε) (no ε-rank can fall before) and 2·ln(1/ε) (within
+the rule's 1 % edge, ``horizon_rule.EDGE``), and how
+many one λ factor could put inside the quick variants' window [1, 3]·ln(1/ε)
+(``horizon_rule.most_placeable``). ``--scale full`` is the paper's own protocol (its data
+sizes, epochs and milestones): what the theory allows the paper's runs to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+from pathlib import Path
+
+import ml_collections
+
+from lowrank.figures import panel_configs
+from lowrank.figures.horizon_rule import (
+    EDGE,
+    HorizonRule,
+    claim_rows,
+    member_horizon,
+    most_placeable,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RANK_FIGURES = tuple(range(1, 14))  # Figs. 14–18 have no claim rows
+
+
+def figure_config(number: int, scale: str) -> ml_collections.ConfigDict:
+    """``configs/figNN.py``'s config at ``scale`` ("full": no argument)."""
+    path = ROOT / "configs" / f"fig{number:02d}.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(None if scale == "full" else scale)
+
+
+def claim_horizons(config: ml_collections.ConfigDict) -> list[float]:
+    """Each claim row's largest final horizon (its claim member's), in the rows' order."""
+    return [
+        max(member_horizon(p, m, int(p.train.epochs)) for p, m in row)
+        for row in claim_rows([p.config for p in panel_configs(config)])
+    ]
+
+
+def table(numbers: tuple[int, ...], scale: str) -> str:
+    window = HorizonRule().window
+    lines = [
+        f"| figure ({scale}) | claim rows | h ≥ ln(1/ε) | h ≥ 2 ln(1/ε) "
+        "| one factor could place | claim members' h (sorted) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in numbers:
+        config = figure_config(n, scale)
+        threshold = math.log(1 / float(config.figure.epsilon)) * (1 - EDGE)
+        hs = sorted(claim_horizons(config))
+        lines.append(
+            f"| fig{n:02d} | {len(hs)} | {sum(h >= threshold for h in hs)} "
+            f"| {sum(h >= 2 * threshold for h in hs)} | {most_placeable(hs, window)} "
+            f"| {', '.join(f'{h:.3g}' for h in hs)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", default="full", choices=("full", "quick", "long"))
+    ap.add_argument("--figs", default=",".join(map(str, RANK_FIGURES)),
+                    help="comma-separated figure numbers (1–13)")  # fmt: skip
+    args = ap.parse_args(argv)
+    numbers = tuple(int(f) for f in args.figs.split(","))
+    if not set(numbers) <= set(RANK_FIGURES):
+        ap.error(f"--figs {args.figs}: only figures 1–13 have claim rows (14–18 do not).")
+    print(table(numbers, args.scale))
+
+
+if __name__ == "__main__":
+    main()
