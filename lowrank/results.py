@@ -150,22 +150,37 @@ class PanelResults:
         """The member entry (id, group, seed, μ, λ, β, B) of ``members.json``."""
         return next(m for m in self.members if m["id"] == mid)
 
-    def spectra(self, epoch: int | None = None) -> dict[int, tuple[int, dict[str, np.ndarray]]]:
-        """Saved singular values per compile group: ``{group: (epoch, {path: (members, k)})}``.
-
-        Takes ``epoch`` when saved, else each group's latest saved epoch.
-        """
-        out: dict[int, tuple[int, dict[str, np.ndarray]]] = {}
+    def _spectra_files(self) -> dict[int, dict[int, Path]]:
+        """``{group: {epoch: path}}`` of the saved singular values."""
         pattern = re.compile(r"group(\d+)_epoch(\d+)\.npz$")
         found: dict[int, dict[int, Path]] = {}
         for p in sorted((self.workdir / "spectra").glob("group*_epoch*.npz")):
             m = pattern.search(p.name)
             if m:
                 found.setdefault(int(m.group(1)), {})[int(m.group(2))] = p
-        for g, files in found.items():
+        return found
+
+    def spectra(self, epoch: int | None = None) -> dict[int, tuple[int, dict[str, np.ndarray]]]:
+        """Saved singular values per compile group: ``{group: (epoch, {path: (members, k)})}``.
+
+        Takes ``epoch`` when saved, else each group's latest saved epoch.
+        """
+        out: dict[int, tuple[int, dict[str, np.ndarray]]] = {}
+        for g, files in self._spectra_files().items():
             e = epoch if epoch in files else max(files)
             with np.load(files[e]) as z:
                 out[g] = (e, {k: z[k] for k in z.files})
+        return out
+
+    def member_spectra(self, mid: int) -> dict[int, dict[str, np.ndarray]]:
+        """Member ``mid``'s saved singular values at every saved epoch: ``{epoch: {path:
+        σ}}`` (its row of its compile group's files, the group's members in id order)."""
+        group = self.member(mid)["group"]
+        row = sorted(m["id"] for m in self.members if m["group"] == group).index(mid)
+        out: dict[int, dict[str, np.ndarray]] = {}
+        for e, path in sorted(self._spectra_files().get(group, {}).items()):
+            with np.load(path) as z:
+                out[e] = {k: np.asarray(z[k][row]) for k in z.files}
         return out
 
     def dataset(self) -> str:
