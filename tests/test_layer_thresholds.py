@@ -44,8 +44,10 @@ def test_forgetting_alone_never_falls_before_h_star(seed):
     assert not fall.before_forgetting_allows
     s0, s = spectra[0]["layer/kernel"], spectra[fall.epoch]["layer/kernel"]
     assert fall.growth == pytest.approx(math.log(s[0] / s0[0]))
-    assert eps_rank(s, EPS) <= fall.initial_rank - fall.drop < eps_rank(
-        spectra[fall.epoch - 1]["layer/kernel"], EPS
+    assert (
+        eps_rank(s, EPS)
+        <= fall.initial_rank - fall.drop
+        < eps_rank(spectra[fall.epoch - 1]["layer/kernel"], EPS)
     )
 
 
