@@ -1,6 +1,7 @@
 """The forgetting horizon each figure's claim rows reach, from the configs alone.
 
     .venv/bin/python scripts/claim_horizons.py [--scale full|quick|long] [--figs 1,2,...]
+                                               [--window LO,HI]
 
 For every figure with claim rows (Prediction 4.1's trends with a predicted sign, as
 ``lowrank.analysis.claims`` judges them), the largest horizon h = 2λΣμ_t of each row's
@@ -10,25 +11,23 @@ the rule's 1 % edge, ``horizon_rule.EDGE``), and how
 many one λ factor could put inside the quick variants' window [1, 3]·ln(1/ε)
 (``horizon_rule.most_placeable``). ``--scale full`` is the paper's own protocol (its data
 sizes, epochs and milestones): what the theory allows the paper's runs to show.
+``--window LO,HI`` (in units of ln(1/ε); default the rule's 1,3) re-applies the horizon
+rule to the quick and long variants with another window: a what-if, e.g. ``1,inf`` to see
+whether the window's upper edge or the ceilings and budget stop the λ factor.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import math
 from pathlib import Path
 
 import ml_collections
 
-from lowrank.figures import panel_configs
-from lowrank.figures.horizon_rule import (
-    EDGE,
-    HorizonRule,
-    claim_rows,
-    member_horizon,
-    most_placeable,
-)
+from lowrank.figures import horizon_rule, panel_configs
+from lowrank.figures.horizon_rule import EDGE, claim_rows, member_horizon, most_placeable
 
 ROOT = Path(__file__).resolve().parent.parent
 RANK_FIGURES = tuple(range(1, 14))  # Figs. 14–18 have no claim rows
@@ -52,7 +51,7 @@ def claim_horizons(config: ml_collections.ConfigDict) -> list[float]:
 
 
 def table(numbers: tuple[int, ...], scale: str) -> str:
-    window = HorizonRule().window
+    window = horizon_rule.DEFAULT_RULE.window
     lines = [
         f"| figure ({scale}) | claim rows | h ≥ ln(1/ε) | h ≥ 2 ln(1/ε) "
         "| one factor could place | claim members' h (sorted) |",
@@ -75,7 +74,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scale", default="full", choices=("full", "quick", "long"))
     ap.add_argument("--figs", default=",".join(map(str, RANK_FIGURES)),
                     help="comma-separated figure numbers (1–13)")  # fmt: skip
+    ap.add_argument("--window", help="LO,HI: the rule's window in units of ln(1/ε) (what-if)")
     args = ap.parse_args(argv)
+    if args.window:
+        try:
+            low, high = (float(x) for x in args.window.split(","))
+        except ValueError:
+            ap.error(f"--window {args.window}: give two numbers LO,HI, e.g. 1,3 or 1,inf.")
+        if not 0 < low < high:
+            ap.error(f"--window {args.window}: need 0 < LO < HI.")
+        high = min(high, 1e6)  # "inf": open above (the rule's search needs finite edges)
+        horizon_rule.DEFAULT_RULE = dataclasses.replace(
+            horizon_rule.DEFAULT_RULE, window=(low, high)
+        )
     numbers = tuple(int(f) for f in args.figs.split(","))
     if not set(numbers) <= set(RANK_FIGURES):
         ap.error(f"--figs {args.figs}: only figures 1–13 have claim rows (14–18 do not).")

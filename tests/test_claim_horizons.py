@@ -45,3 +45,49 @@ def test_figures_without_claim_rows_are_refused_with_the_reason():
     )  # fmt: skip
     assert done.returncode == 2
     assert "14–18 do not" in done.stderr
+
+
+def test_an_open_window_leaves_the_factor_to_the_ceilings(monkeypatch):
+    """Fig. 11 quick with the window open above: the λ factor rises until the 2μλ ceiling
+    (2e-3·B/8 with BatchNorm) stops it, past the default window's upper edge."""
+    import dataclasses
+    import importlib.util
+    import math
+
+    from lowrank.engine.members import members
+    from lowrank.figures import horizon_rule, panel_configs
+
+    def fig11():
+        spec = importlib.util.spec_from_file_location("fig11", ROOT / "configs" / "fig11.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.get_config("quick")
+
+    default = fig11()
+    monkeypatch.setattr(
+        horizon_rule,
+        "DEFAULT_RULE",
+        dataclasses.replace(horizon_rule.DEFAULT_RULE, window=(1.0, 1e6)),
+    )
+    opened = fig11()
+    steps = [
+        2 * m.learning_rate * m.weight_decay / (2e-3 * m.batch_size / 8)
+        for p in panel_configs(opened)
+        for m in members(p.config)
+    ]
+    assert max(steps) <= 1 + 1e-9 and max(steps) > 0.9  # at the ceiling, not past it
+    factor = opened.sweep.weight_decays[-1] / default.sweep.weight_decays[-1]
+    assert factor > 1
+    top = 3 * math.log(1e3) * (1 + horizon_rule.EDGE)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "claim_horizons.py"), "--scale", "quick",
+         "--figs", "11", "--window", "1,inf"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout  # fmt: skip
+    row = next(line for line in out.splitlines() if line.startswith("| fig11 "))
+    assert max(float(h) for h in row.strip("|").split("|")[5].split(",")) > top
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "claim_horizons.py"), "--window", "3,1"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "need 0 < LO < HI" in bad.stderr

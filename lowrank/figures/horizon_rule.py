@@ -125,6 +125,11 @@ class HorizonRule:
     records: int = 12  # evaluate and measure about this many times (and at the end)
 
 
+# The rule every figure config applies (:func:`apply` without ``rule``). A what-if study
+# may replace it before loading configs (scripts/claim_horizons.py --window).
+DEFAULT_RULE = HorizonRule()
+
+
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """What :func:`apply` chose: λ factor, epochs, the window (in h) and each claim row's
@@ -378,7 +383,7 @@ def apply(
     is above its ceiling or λ's ceiling binds), the chosen epochs; ``figure.reduced`` says
     so. ``max_epochs``: the figure's compute budget in epochs (what fits the 20-minute
     quick budget at the cost per epoch its config states)."""
-    rule = rule or HorizonRule()
+    rule = rule or DEFAULT_RULE
     choice = choose(config, rule, max_epochs)
     if max_epochs is None:  # the rule's own cap: the "long" variant (a GPU's), not the CPU's
         config.figure.scale = "long"
