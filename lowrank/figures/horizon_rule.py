@@ -125,8 +125,7 @@ class HorizonRule:
     records: int = 12  # evaluate and measure about this many times (and at the end)
 
 
-# The rule every figure config applies (:func:`apply` without ``rule``). A what-if study
-# may replace it before loading configs (scripts/claim_horizons.py --window).
+# What apply() uses without ``rule``; a what-if may replace it (claim_horizons.py --window).
 DEFAULT_RULE = HorizonRule()
 
 
