@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The paper's protocol (§4): CIFAR-10's 50 000 training images, 500 epochs with μ × 0.1 at
@@ -91,3 +93,45 @@ def test_an_open_window_leaves_the_factor_to_the_ceilings(monkeypatch):
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert bad.returncode == 2 and "need 0 < LO < HI" in bad.stderr
+
+
+def test_needed_is_the_smallest_budget_that_brings_half_the_rows_past_the_threshold(
+    monkeypatch,
+):
+    """`--needed` for Fig. 12, checked against quick configs built with another budget by
+    the figure's own path (its ``budget`` call), not the script's (the rule's cap)."""
+    import importlib.util
+    import math
+
+    from lowrank.figures import horizon_rule, panel_configs
+    from lowrank.figures.horizon_rule import claim_rows, member_horizon
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "claim_horizons.py"), "--needed", "--figs", "12"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout  # fmt: skip
+    row = next(line for line in out.splitlines() if line.startswith("| fig12 "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    need = int(cells[3])
+
+    def rows_past(epochs: int) -> tuple[int, int]:
+        monkeypatch.setattr(horizon_rule, "budget", lambda arg, cpu_epochs: epochs)
+        spec = importlib.util.spec_from_file_location("fig12", ROOT / "configs" / "fig12.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config = module.get_config("quick")
+        assert int(config.train.epochs) <= epochs
+        threshold = math.log(1e3) * (1 - horizon_rule.EDGE)
+        panels = [p.config for p in panel_configs(config)]
+        rows = claim_rows(panels)
+        past = sum(
+            max(member_horizon(p, m, int(p.train.epochs)) for p, m in r) >= threshold for r in rows
+        )
+        return past, len(rows)
+
+    past, total = rows_past(need)
+    before, _ = rows_past(need - 1)
+    assert 2 * past >= total > 2 * before
+    # The committed run's minutes, scaled by the epochs: the last two cells agree.
+    minutes = float(cells[2].split(",")[2])
+    assert float(cells[4]) == pytest.approx(minutes * need / int(cells[2].split(",")[0]), abs=0.5)
