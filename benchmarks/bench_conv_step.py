@@ -24,7 +24,6 @@ steps to give.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -69,12 +68,10 @@ def time_steps(fig: int, batch_size: int, steps: int, pieces: bool) -> dict[str,
     import optax
 
     from lowrank import data, figures, models, optim, train
+    from lowrank.config_files import load_config_file
 
-    path = ROOT / "configs" / f"fig{fig:02d}.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = figures.panel_configs(module.get_config("quick"))[0].config
+    quick = load_config_file(ROOT / "configs" / f"fig{fig:02d}.py", "quick")
+    c = figures.panel_configs(quick)[0].config
     ds = data.load_dataset(c.data)
     model = models.build_model(c.model, ds.num_classes)
     tx = optim.make_optimizer(c.optim, ds.num_train // batch_size)

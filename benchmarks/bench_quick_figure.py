@@ -13,7 +13,6 @@ account. Checkpoints are asynchronous and not timed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from lowrank import data, figures, io, models
+from lowrank.config_files import load_config_file
 from lowrank.engine import Group, loop_threads, member_mesh
 from lowrank.engine import members as members_of
 
@@ -28,11 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_config(number: int, quick: bool):
-    path = ROOT / "configs" / f"fig{number:02d}.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config("quick" if quick else None)
+    return load_config_file(ROOT / "configs" / f"fig{number:02d}.py", "quick" if quick else None)
 
 
 def timed(fn) -> float:

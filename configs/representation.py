@@ -16,10 +16,11 @@ lose rank only where the weights do, and by how much more.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import ml_collections
+
+from lowrank.config_files import load_config_file
 
 PROBE_SIZE = 512
 
@@ -27,10 +28,7 @@ PROBE_SIZE = 512
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg:
         raise ValueError(f"configs/representation.py: takes no argument (got {arg!r}).")
-    spec = importlib.util.spec_from_file_location("fig06", Path(__file__).with_name("fig06.py"))
-    fig06 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fig06)
-    c = fig06.get_config("quick")
+    c = load_config_file(Path(__file__).with_name("fig06.py"), "quick")
     c.rank.probe_size = PROBE_SIZE
     c.figure.number = 0
     c.figure.title = f"{c.figure.title}: weights and layer outputs ({PROBE_SIZE} probe images)"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import math
 import re
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import ml_collections
 
+from lowrank.config_files import load_config_file
 from lowrank.figures import horizon_rule, panel_configs
 from lowrank.figures.horizon_rule import EDGE, claim_rows, member_horizon, most_placeable
 
@@ -46,10 +46,7 @@ RESULTS = ROOT / "experiments" / "results"
 def figure_config(number: int, scale: str) -> ml_collections.ConfigDict:
     """``configs/figNN.py``'s config at ``scale`` ("full": no argument)."""
     path = ROOT / "configs" / f"fig{number:02d}.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(None if scale == "full" else scale)
+    return load_config_file(path, None if scale == "full" else scale)
 
 
 def claim_horizons(config: ml_collections.ConfigDict) -> list[float]:

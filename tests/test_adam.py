@@ -122,16 +122,13 @@ def test_default_is_the_papers_sgd():
 
 def _study(name: str):
     """The panels of ``configs/{name}.py``, validated."""
-    import importlib.util
     from pathlib import Path
 
     from lowrank import figures
+    from lowrank.config_files import load_config_file
 
     path = Path(__file__).parent.parent / "configs" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return figures.validate_figure(module.get_config())
+    return figures.validate_figure(load_config_file(path))
 
 
 def test_optimizers_study_matches_two_mu_lambda_and_reuses_fig06():

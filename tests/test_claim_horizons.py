@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lowrank.config_files import load_config_file
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The paper's protocol (§4): CIFAR-10's 50 000 training images, 500 epochs with μ × 0.1 at
@@ -53,17 +55,13 @@ def test_an_open_window_leaves_the_factor_to_the_ceilings(monkeypatch):
     """Fig. 11 quick with the window open above: the λ factor rises until the 2μλ ceiling
     (2e-3·B/8 with BatchNorm) stops it, past the default window's upper edge."""
     import dataclasses
-    import importlib.util
     import math
 
     from lowrank.engine.members import members
     from lowrank.figures import horizon_rule, panel_configs
 
     def fig11():
-        spec = importlib.util.spec_from_file_location("fig11", ROOT / "configs" / "fig11.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.get_config("quick")
+        return load_config_file(ROOT / "configs" / "fig11.py", "quick")
 
     default = fig11()
     monkeypatch.setattr(
@@ -100,7 +98,6 @@ def test_needed_is_the_smallest_budget_that_brings_half_the_rows_past_the_thresh
 ):
     """`--needed` for Fig. 12, checked against quick configs built with another budget by
     the figure's own path (its ``budget`` call), not the script's (the rule's cap)."""
-    import importlib.util
     import math
 
     from lowrank.figures import horizon_rule, panel_configs
@@ -116,10 +113,7 @@ def test_needed_is_the_smallest_budget_that_brings_half_the_rows_past_the_thresh
 
     def rows_past(epochs: int) -> tuple[int, int]:
         monkeypatch.setattr(horizon_rule, "budget", lambda arg, cpu_epochs: epochs)
-        spec = importlib.util.spec_from_file_location("fig12", ROOT / "configs" / "fig12.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        config = module.get_config("quick")
+        config = load_config_file(ROOT / "configs" / "fig12.py", "quick")
         assert int(config.train.epochs) <= epochs
         threshold = math.log(1e3) * (1 - horizon_rule.EDGE)
         panels = [p.config for p in panel_configs(config)]

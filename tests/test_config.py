@@ -78,17 +78,17 @@ def test_batch_size_larger_than_training_set_is_refused_before_loading(tmp_path,
 
 
 def test_default_config_is_valid_and_has_the_promised_grid():
-    import importlib.util
     from pathlib import Path
 
+    from lowrank.config_files import load_config_file
+
     path = Path(__file__).parent.parent / "configs" / "default.py"
-    spec = importlib.util.spec_from_file_location("default_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = load_config_file(path)
     validate(c)
     assert c.model.name == "mlp_bn" and c.data.name == "fashion_mnist"
     assert 0.0 in c.sweep.weight_decays and len(c.sweep.weight_decays) >= 3
     assert len(c.sweep.seeds) >= 2
     with pytest.raises(ValueError, match="unknown argument"):
-        module.get_config("huge")
+        load_config_file(path, "huge")
+    with pytest.raises(FileNotFoundError, match=r"no config file at .*nowhere\.py"):
+        load_config_file(path.with_name("nowhere.py"))

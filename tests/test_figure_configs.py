@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from lowrank import figures
 from lowrank.config import ConfigError, base_config
+from lowrank.config_files import load_config_file, load_module
 from lowrank.figures import horizon_rule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -26,11 +26,7 @@ MODELS = {1: "resnet18", 2: "resnet18", 3: "resnet18", 4: "resnet18", 5: "mlp_bn
 
 
 def load(number: int):
-    path = CONFIGS / f"fig{number:02d}.py"
-    spec = importlib.util.spec_from_file_location(f"fig{number:02d}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(CONFIGS / f"fig{number:02d}.py")
 
 
 @pytest.mark.parametrize("number", NUMBERS)
@@ -169,10 +165,7 @@ def test_estimate_counts_members_and_steps():
     assert est["members"] == 45 and est["member_epochs"] == 45 * e
     assert est["sequential_steps"] == e * (500 + 250 + 125)
     # Under train.budget="steps" every B takes the steps of the smallest: epochs ∝ B.
-    spec = importlib.util.spec_from_file_location("equal_steps", CONFIGS / "equal_steps.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = load_config_file(CONFIGS / "equal_steps.py")
     est, e = figures.estimate(c), c.train.epochs
     # 4 panels × 5 B × 3 seeds; 2048 examples, B = 4 … 64 (31 = 1 + 2 + 4 + 8 + 16).
     assert est["member_epochs"] == 2 * 15 * e + 2 * 3 * e * 31

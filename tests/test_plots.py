@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from lowrank import figures, io
 from lowrank.analysis import series as series_lib
 from lowrank.analysis import trends as trend_lib
 from lowrank.config import base_config
+from lowrank.config_files import load_config_file, load_module
 from lowrank.figures import layer_plots, plots
 from lowrank.results import load_results
 
@@ -376,11 +376,7 @@ def test_missing_results_are_named(tmp_path):
 
 @functools.cache  # its absl flags can be defined once per process
 def _load_figure_script():
-    path = Path(__file__).resolve().parent.parent / "experiments" / "figure.py"
-    spec = importlib.util.spec_from_file_location("figure_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(Path(__file__).resolve().parent.parent / "experiments" / "figure.py")
 
 
 @pytest.mark.slow
@@ -450,10 +446,7 @@ def test_figure_command_end_to_end_on_digits(tmp_path):
 
 def _fig13_quick():
     path = Path(__file__).resolve().parent.parent / "configs" / "fig13.py"
-    spec = importlib.util.spec_from_file_location("fig13_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config("quick")
+    return load_config_file(path, "quick")
 
 
 def test_panels_run_by_separate_processes_keep_each_others_timing(tmp_path, monkeypatch):
