@@ -92,3 +92,12 @@ def test_default_config_is_valid_and_has_the_promised_grid():
         load_config_file(path, "huge")
     with pytest.raises(FileNotFoundError, match=r"no config file at .*nowhere\.py"):
         load_config_file(path.with_name("nowhere.py"))
+
+
+def test_a_config_file_without_get_config_is_refused_with_what_it_needs(tmp_path):
+    from lowrank.config_files import load_config_file
+
+    path = tmp_path / "not_a_config.py"
+    path.write_text("X = 1\n")
+    with pytest.raises(AttributeError, match=r"not_a_config\.py defines no get_config"):
+        load_config_file(path)
