@@ -7,8 +7,10 @@ Full scale::
 
     python experiments/figure.py --fig 1 --out workdirs/fig01
 
-Compute (``--estimate``): 192 members, 96,000 member-epochs, 16.4 M sequential SGD
-steps, ≈ 1.95e+04 PFLOP: about 55 GPU-hours on one H200 under the assumptions of
+Compute (``--estimate``): 192 members, of which 144 are trained (panels (c) and (d) copy
+their B = 8 and 16 groups from (a) and (b): ``lowrank.figures.shared``), 72,000
+member-epochs, 7.03 M sequential SGD steps, ≈ 1.46e+04 PFLOP: about 41 GPU-hours (55
+without the copies) on one H200 under the assumptions of
 ``lowrank.figures.estimate`` (a step takes at least 3 ms; 100 TFLOP/s sustained). An
 estimate, not a measurement.
 
@@ -20,7 +22,8 @@ The quick variant follows the horizon rule: every λ × 0.166, 20 epochs; 3 of 2
 claim members end inside the window h ∈ [6.91, 20.7] = [1, 3]·ln(1/ε) (h: 0.0355, 0.0713,
 0.0713, 0.295, 0.297, 0.355, 0.438, 0.594, 0.713, 0.713, 0.876, 0.876, 1.18, 1.19, 1.75,
 1.77, 2.38, 3.55, 3.55, 3.57, 3.57, 7.13, 7.13, 7.13). Evaluated and measured every 2
-epochs. Measured here: 14.6 minutes (timing.json).
+epochs. Measured here: 9.9 minutes (timing.json; 14.6 before the shared groups were
+copied).
 
 What to expect (Prediction 4.1): the rank is lowest at the large-μ, large-λ, small-B
 corner of every map, and does not change along the λ = 0 row.

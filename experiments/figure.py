@@ -7,26 +7,28 @@
     python experiments/figure.py --fig 6 --quick --out DIR --draw_only     # redraw only
     python experiments/figure.py --fig 6 --estimate                        # compute estimate
 
-``--fig N`` stands for ``--config=configs/figNN.py`` (``:quick`` with ``--quick``; ``:long``
-with ``--long``, the quick variant with the horizon rule's own epoch cap, 200, instead of
-the figure's 2-core-CPU budget: for a GPU, ``experiments/gpu_long.sh``). Each
+``--fig N`` stands for ``--config=configs/figNN.py`` (``:quick`` with ``--quick``;
+``:long`` with ``--long``, the quick variant with the horizon rule's own epoch cap, 200,
+instead of the figure's 2-core-CPU budget: for a GPU, ``experiments/gpu_long.sh``). Each
 panel of the figure is one sweep (``lowrank.engine.run``) into ``OUT/panel{i}/``; a panel
 whose sweep has finished is not retrained (the engine resumes an unfinished one from its
-checkpoint). ``--panels 0,2`` runs only those panels and draws nothing, so that
-processes can share a figure's panels; ``--jobs N`` does that for you, N panels at a time
-in processes of their own (small nets leave cores, and a GPU, idle between their tiny
-kernels), then draws. No figure is drawn while a panel is unfinished. Then
-``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the results
-folder alone, and ``OUT/trends.txt`` starts with the claim rows judged by one criterion
-(``lowrank.analysis.claims``: every seed ran, every seed's ρ has the predicted sign, the
-rank moves ≥ 5 %, the lowest-rank setting keeps test accuracy ≥ 0.3), then holds
-Prediction 4.1's Spearman correlations
-(``lowrank.analysis.trends``) for the average ε-rank and, second, the average stable rank
-(see ``REPORTED_MEASURES``), which ``OUT/figNN_stable.png`` plots; where the figure has
-λ = 0 members, also for each measure's decay ratio (``lowrank.analysis.trends.decay_trends``: a
-run's final value over its λ = 0 control's). ``--publish DIR`` copies the small files
-(PNGs, tables, ``figure.json``) into ``DIR`` (``experiments/results/figNN`` for committed
-results).
+checkpoint), and a panel's compile group that a finished panel holds already (Fig. 1's
+panels (c) and (d) repeat cells of (a) and (b)) is copied from there, not trained again
+(``lowrank.figures.shared``; its own groups train in ``OUT/panel{i}/own/``). ``--panels
+0,2`` runs only those panels and draws nothing, so that processes can share a figure's
+panels; ``--jobs N`` does that for you, N panels at a time in processes of their own
+(small nets leave cores, and a GPU, idle between their tiny kernels), then draws (panels
+running side by side copy nothing from each other). No figure is drawn while a panel is
+unfinished. Then ``OUT/figNN.png`` is drawn with ``lowrank.figures.plots`` from the
+results folder alone, and ``OUT/trends.txt`` starts with the claim rows judged by one
+criterion (``lowrank.analysis.claims``: every seed ran, every seed's ρ has the predicted
+sign, the rank moves ≥ 5 %, the lowest-rank setting keeps test accuracy ≥ 0.3), then holds
+Prediction 4.1's Spearman correlations (``lowrank.analysis.trends``) for the average
+ε-rank and, second, the average stable rank (see ``REPORTED_MEASURES``), which
+``OUT/figNN_stable.png`` plots; where the figure has λ = 0 members, also for each
+measure's decay ratio (``lowrank.analysis.trends.decay_trends``: a run's final value over
+its λ = 0 control's). ``--publish DIR`` copies the small files (PNGs, tables,
+``figure.json``) into ``DIR`` (``experiments/results/figNN`` for committed results).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from lowrank.analysis import claims as claims_lib
 from lowrank.analysis import trends as trend_lib
 from lowrank.config import ConfigError
 from lowrank.data import DataError
-from lowrank.figures import horizon_rule, plots
+from lowrank.figures import horizon_rule, plots, shared
 from lowrank.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,19 +115,43 @@ def run_panels(config, out: Path, only: list[int] | None, progress: bool, restar
     def recorded() -> dict:  # read afresh: other processes may run other panels
         return json.loads(timing_file.read_text()) if timing_file.exists() else {}
 
+    finished: list[tuple[figures.Panel, Path]] = []  # what later panels may copy from
     for p in panels:
-        if only is not None and p.index not in only:
-            continue
         workdir = out / p.name
-        if (workdir / "summary.txt").exists() and not restart:
+        done = (workdir / "summary.txt").exists()
+        if only is not None and p.index not in only:
+            finished += [(p, workdir)] if done else []
+            continue
+        if done and not restart:
             log.info("panel %s (%s): finished before, not retrained", p.name, p.label)
+            finished.append((p, workdir))
             continue
         log.info("panel %s (%s): %d members", p.name, p.label, len(engine.members(p.config)))
         start = time.perf_counter()
-        engine.run(p.config, workdir, **kwargs)
+        run_panel(p, workdir, finished, kwargs)
+        finished.append((p, workdir))
         timing = recorded() | {p.name: round(time.perf_counter() - start, 1)}
         io.atomic_write_text(timing_file, json.dumps(timing, indent=1) + "\n")
     return recorded()
+
+
+def run_panel(p: figures.Panel, workdir: Path, finished: list, kwargs: dict) -> None:
+    """Trains a panel, copying the compile groups a finished panel holds already
+    (``lowrank.figures.shared``); a panel whose own run is under way (checkpoints in its
+    folder) is run on as it started."""
+    under_way = (workdir / "checkpoints").exists() and not kwargs["restart"]
+    shared_groups = {} if under_way else shared.shared_groups(p, finished)
+    if not shared_groups:
+        engine.run(p.config, workdir, **kwargs)
+        return
+    parts = dict(shared_groups)
+    own = shared.own_config(p.config, shared_groups)
+    if own is not None:
+        engine.run(own, workdir / "own", **kwargs)
+        parts |= {b: workdir / "own" for b in own.sweep.batch_sizes}
+    for b, folder in shared_groups.items():
+        log.info("panel %s: group B=%d copied from %s (trained there)", p.name, b, folder.name)
+    shared.assemble(p.config, workdir, parts)
 
 
 # Flags the parent of ``--jobs`` keeps to itself (with a value, then without).

@@ -32,11 +32,11 @@ class WorkdirConfigError(ValueError):
     """The workdir holds results of a different config."""
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, dict):
         out: dict[str, Any] = {}
         for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: tree}
 
@@ -50,8 +50,8 @@ def claim_workdir(workdir: Path, config: ml_collections.ConfigDict, restart: boo
     new_text = config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
     saved = workdir / "config.json"
     if saved.exists() and not restart:
-        old = _flatten(json.loads(saved.read_text()))
-        new = _flatten(json.loads(new_text))
+        old = flatten(json.loads(saved.read_text()))
+        new = flatten(json.loads(new_text))
         changed = sorted(
             k
             for k in old.keys() | new.keys()

@@ -111,6 +111,22 @@ def number(v: Any) -> float:
     return float(v)
 
 
+def diverged_epochs(records: Iterable[Mapping[str, Any]]) -> dict[int, int]:
+    """``{member: the epoch it diverged at}`` from a run's records."""
+    out: dict[int, int] = {}
+    for r in records:
+        if r.get("diverged"):
+            out[r["member"]] = min(out.get(r["member"], r["epoch"]), r["epoch"])
+    return out
+
+
+def spectra_rows(group_ids: Iterable[int], diverged: Mapping[int, int], epoch: int) -> list[int]:
+    """The members (ids, in id order) whose rows a compile group's spectra file of
+    ``epoch`` holds: those on the device that epoch (one that diverged in an earlier epoch
+    has left it; one that diverges in this epoch is still measured)."""
+    return [i for i in sorted(group_ids) if diverged.get(i, epoch) >= epoch]
+
+
 @dataclasses.dataclass
 class PanelResults:
     """One panel's sweep results folder, read back."""
@@ -173,14 +189,17 @@ class PanelResults:
         return out
 
     def member_spectra(self, mid: int) -> dict[int, dict[str, np.ndarray]]:
-        """Member ``mid``'s saved singular values at every saved epoch: ``{epoch: {path:
-        σ}}`` (its row of its compile group's files, the group's members in id order)."""
+        """Member ``mid``'s saved singular values at every saved epoch it ran: ``{epoch:
+        {path: σ}}`` (its row of its compile group's files: :func:`spectra_rows`)."""
         group = self.member(mid)["group"]
-        row = sorted(m["id"] for m in self.members if m["group"] == group).index(mid)
+        ids = [m["id"] for m in self.members if m["group"] == group]
+        diverged = diverged_epochs(self.records)
         out: dict[int, dict[str, np.ndarray]] = {}
         for e, path in sorted(self._spectra_files().get(group, {}).items()):
-            with np.load(path) as z:
-                out[e] = {k: np.asarray(z[k][row]) for k in z.files}
+            rows = spectra_rows(ids, diverged, e)
+            if mid in rows:
+                with np.load(path) as z:
+                    out[e] = {k: np.asarray(z[k][rows.index(mid)]) for k in z.files}
         return out
 
     def dataset(self) -> str:

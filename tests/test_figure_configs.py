@@ -171,3 +171,12 @@ def test_estimate_counts_members_and_steps():
     assert est["member_epochs"] == 2 * 15 * e + 2 * 3 * e * 31
     assert est["sequential_steps"] == 2 * e * (512 + 256 + 128 + 64 + 32) + 2 * 5 * e * 512
     assert 0.2 < est["forward_mflop"] < 0.5  # MLP-BN-10-100 on 28×28 inputs
+    assert est["members_copied"] == 0
+    # Fig. 1: panels (c) and (d) copy their B = 8 and 16 groups (12 members each) from
+    # panels (a) and (b); what is left is trained: (a), (b) and the B = 32, 64 groups.
+    c = load(1).get_config("quick")
+    est, e = figures.estimate(c), c.train.epochs
+    assert est["members"] == 144 and est["members_copied"] == 48
+    assert est["member_epochs"] == 144 * e
+    steps = {b: 1437 // b for b in (8, 16, 32, 64)}
+    assert est["sequential_steps"] == e * (steps[8] + steps[16] + 2 * (steps[32] + steps[64]))
