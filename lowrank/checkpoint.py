@@ -33,6 +33,7 @@ class WorkdirConfigError(ValueError):
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{"a.b.c": leaf}`` (a config's fields by their dotted names)."""
     if isinstance(tree, dict):
         out: dict[str, Any] = {}
         for k, v in tree.items():

@@ -141,7 +141,7 @@ def test_spectra_rows_follow_the_members_on_the_device(tmp_path):
     Member = collections.namedtuple("Member", "id group")
     ids = {1: Member(0, 0), 2: Member(1, 0)}
     dest = tmp_path / "dest"
-    shared._copy_spectra(source, dest, ids, diverged)
+    shared._copy_spectra(source, grid, dest, ids, diverged)
     with np.load(dest / "spectra" / "group0_epoch0002.npz") as z:
         assert z["w"].tolist() == [[22.0]]  # member 2 only: member 1 had left
     with np.load(dest / "spectra" / "group0_epoch0001.npz") as z:

@@ -110,13 +110,15 @@ def assemble(config: ml_collections.ConfigDict, workdir: Path, parts: Mapping[in
     shutil.copy2(next(iter(parts.values())) / "structure.json", workdir / "structure.json")
     lines: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LINES}
     for b, source in parts.items():
-        ids = _id_map(source, b, wanted)
+        source_members = json.loads((source / "members.json").read_text())
+        ids = _id_map(source_members, b, wanted)
         source_lines = {
             k: io.read_jsonl(source / n) for k, n in LINES.items() if (source / n).exists()
         }
         for kind, records in source_lines.items():
             lines[kind] += _renumbered(records, ids)
-        _copy_spectra(source, workdir, ids, diverged_epochs(source_lines["metrics"]))
+        diverged = diverged_epochs(source_lines["metrics"])
+        _copy_spectra(source, source_members, workdir, ids, diverged)
     for kind in LINES:
         if lines[kind]:
             folder.append(kind, sorted(lines[kind], key=_run_order))
@@ -130,10 +132,11 @@ def _run_order(record: Mapping[str, Any]) -> tuple[int, int, int]:
     return record.get("group", 0), record.get("epoch", 0), record["member"]
 
 
-def _id_map(source: Path, batch_size: int, wanted: Mapping[MemberKey, Any]) -> dict[int, Any]:
-    """``{id in source: member of the full sweep}`` for the source's members of B that
-    the sweep has."""
-    rows = json.loads((source / "members.json").read_text())
+def _id_map(
+    rows: list[dict[str, Any]], batch_size: int, wanted: Mapping[MemberKey, Any]
+) -> dict[int, Any]:
+    """``{id in source: member of the full sweep}`` for the source's members (its
+    ``members.json`` rows) of B that the sweep has."""
     return {
         r["id"]: wanted[_key(r)]
         for r in rows
@@ -152,13 +155,16 @@ def _renumbered(records: list[dict[str, Any]], ids: Mapping[int, Any]) -> list[d
 
 
 def _copy_spectra(
-    source: Path, workdir: Path, ids: Mapping[int, Any], diverged: Mapping[int, int]
+    source: Path,
+    rows: list[dict[str, Any]],
+    workdir: Path,
+    ids: Mapping[int, Any],
+    diverged: Mapping[int, int],
 ) -> None:
     """The copied members' rows of the source group's saved spectra, in the full sweep's
     member order, as a full run saves them (:func:`lowrank.results.spectra_rows`)."""
     if not ids:
         return
-    rows = json.loads((source / "members.json").read_text())
     group = next(r["group"] for r in rows if r["id"] in ids)
     in_group = [r["id"] for r in rows if r["group"] == group]
     picked = sorted(ids, key=lambda i: ids[i].id)  # the full sweep's row order
